@@ -1,0 +1,111 @@
+package chstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+func testEvents(n int, base time.Time) []schemas.Event {
+	evs := make([]schemas.Event, n)
+	for i := range evs {
+		evs[i] = schemas.Event{
+			ID:         fmt.Sprintf("ev-%d", i),
+			Time:       schemas.At(base.Add(time.Duration(i) * time.Minute)),
+			IngestTime: schemas.At(base),
+			Source:     schemas.Source{Family: schemas.FamilyCloudAudit, Format: "cloudtrail", Account: "123"},
+			Identity:   schemas.Identity{ID: fmt.Sprintf("aws:role/123/r%d", i%3), Kind: schemas.KindRole},
+			Actor:      schemas.Actor{IP: fmt.Sprintf("10.0.%d.7", i%2)},
+			Action:     fmt.Sprintf("s3:Get%d", i%4),
+			Outcome:    schemas.Outcome{Result: schemas.ResultSuccess, Status: 200},
+			BytesOut:   100,
+			Issuance:   &schemas.Issuance{SANs: []string{"a", "b"}},
+			Provenance: schemas.Provenance{Topic: "t", Partition: 1, Offset: int64(i)},
+		}
+	}
+	evs[5].Outcome.Result = schemas.ResultDenied
+	return evs
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	s := chstoretest.Open(t)
+	applied, err := s.Migrate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 0 {
+		t.Fatalf("second migrate applied %v, want nothing", applied)
+	}
+	if n := chstoretest.Count(t, s, "SELECT count() FROM "+s.Database()+".schema_migrations"); n < 2 {
+		t.Fatalf("schema_migrations has %d rows", n)
+	}
+}
+
+func TestWriteEventsReplayIsInvisible(t *testing.T) {
+	s := chstoretest.Open(t)
+	ctx := context.Background()
+	base := time.Date(2026, 11, 2, 10, 0, 0, 123456000, time.UTC)
+	evs := testEvents(90, base)
+	for range 2 { // the second write is a replay of the same batch
+		if err := s.WriteEvents(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := chstoretest.Count(t, s, "SELECT count() FROM "+s.Database()+".events FINAL"); n != 90 {
+		t.Fatalf("events FINAL = %d, want 90", n)
+	}
+	var ns uint32
+	var sans []string
+	if err := s.Conn().QueryRow(ctx, "SELECT time_ns, issued_sans FROM "+s.Database()+".events WHERE id = 'ev-0' LIMIT 1").Scan(&ns, &sans); err != nil {
+		t.Fatal(err)
+	}
+	if ns != 123456000 || len(sans) != 2 {
+		t.Fatalf("time_ns=%d sans=%v", ns, sans)
+	}
+}
+
+func TestLoadSeedsRebuildsProfiles(t *testing.T) {
+	s := chstoretest.Open(t)
+	ctx := context.Background()
+	base := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	if err := s.WriteEvents(ctx, testEvents(90, base)); err != nil {
+		t.Fatal(err)
+	}
+	cache := baseline.NewCache()
+	if err := cache.Load(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if cache.Len() != 3 {
+		t.Fatalf("identities = %d, want 3", cache.Len())
+	}
+	cache.Lock()
+	defer cache.Unlock()
+	p := cache.Get(schemas.Identity{ID: "aws:role/123/r0"})
+	if p.Events != 30 {
+		t.Errorf("events = %d, want 30", p.Events)
+	}
+	if p.Identity.Kind != schemas.KindRole {
+		t.Errorf("kind = %q", p.Identity.Kind)
+	}
+	// r0 sees i = 0,3,6,…: actions i%4 cover all four, networks i%2 both.
+	if got := p.KnownCount(baseline.DimAction); got != 4 {
+		t.Errorf("known actions = %d, want 4", got)
+	}
+	if !p.Knows(baseline.DimNetwork, "10.0.1.0/24") || p.KnownCount(baseline.DimNetwork) != 2 {
+		t.Errorf("networks = %d", p.KnownCount(baseline.DimNetwork))
+	}
+	// 90 minutes from 10:00: hours 10 (60 events) and 11 (30), a third each.
+	w := p.Window(base.Add(time.Hour))
+	if w.Count != 10 {
+		t.Errorf("window 11:00 count = %d, want 10", w.Count)
+	}
+	mean, _, hours := p.HourlyStats(base.Add(2 * time.Hour))
+	if hours != 2 || mean != 15 {
+		t.Errorf("hourly mean = %v over %d hours, want 15 over 2", mean, hours)
+	}
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Runs a project-local ClickHouse for the demo and the tests: Debian's
+# clickhouse-server, installed with apt-get when missing, listening on
+# loopback on ports that do not clash with a ClickHouse the user already runs,
+# with its data under .local/clickhouse in the checkout.
+#
+#   deploy/local/clickhouse.sh start   # install if needed, start, wait until ready
+#   deploy/local/clickhouse.sh stop
+#   deploy/local/clickhouse.sh status
+#
+# Ports: NHI_CH_TCP_PORT (default 19000, native protocol), NHI_CH_HTTP_PORT
+# (default 18123).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir="$root/.local/clickhouse"
+tcp_port=${NHI_CH_TCP_PORT:-19000}
+http_port=${NHI_CH_HTTP_PORT:-18123}
+pidfile="$dir/clickhouse.pid"
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+server_bin() {
+	command -v clickhouse-server 2>/dev/null || { [ -x /usr/sbin/clickhouse-server ] && echo /usr/sbin/clickhouse-server; } || true
+}
+
+install() {
+	if [ -n "$(server_bin)" ]; then return; fi
+	echo "clickhouse: installing Debian's clickhouse-server with apt-get" >&2
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clickhouse-server >/dev/null
+}
+
+ready() {
+	curl -fsS "http://127.0.0.1:$http_port/ping" >/dev/null 2>&1
+}
+
+write_config() {
+	mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/log"
+	cat >"$dir/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+    <logger>
+        <level>warning</level>
+        <log>$dir/log/clickhouse-server.log</log>
+        <errorlog>$dir/log/clickhouse-server.err.log</errorlog>
+        <size>100M</size>
+        <count>2</count>
+    </logger>
+    <listen_host>127.0.0.1</listen_host>
+    <tcp_port>$tcp_port</tcp_port>
+    <http_port>$http_port</http_port>
+    <max_connections>256</max_connections>
+    <keep_alive_timeout>3</keep_alive_timeout>
+    <max_concurrent_queries>100</max_concurrent_queries>
+    <uncompressed_cache_size>1073741824</uncompressed_cache_size>
+    <mark_cache_size>536870912</mark_cache_size>
+    <path>$dir/data/</path>
+    <tmp_path>$dir/tmp/</tmp_path>
+    <user_files_path>$dir/user_files/</user_files_path>
+    <format_schema_path>$dir/format_schemas/</format_schema_path>
+    <users_config>$dir/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mlock_executable>false</mlock_executable>
+    <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
+    <max_session_timeout>3600</max_session_timeout>
+    <default_session_timeout>60</default_session_timeout>
+</yandex>
+XML
+	cat >"$dir/users.xml" <<'XML'
+<?xml version="1.0"?>
+<yandex>
+    <profiles>
+        <default>
+            <max_memory_usage>4000000000</max_memory_usage>
+            <load_balancing>random</load_balancing>
+        </default>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas>
+        <default>
+            <interval>
+                <duration>3600</duration>
+                <queries>0</queries>
+                <errors>0</errors>
+                <result_rows>0</result_rows>
+                <read_rows>0</read_rows>
+                <execution_time>0</execution_time>
+            </interval>
+        </default>
+    </quotas>
+</yandex>
+XML
+}
+
+start() {
+	if ready; then
+		echo "clickhouse: already running on 127.0.0.1:$tcp_port" >&2
+		return
+	fi
+	install
+	write_config
+	local bin
+	bin=$(server_bin)
+	# Started detached so it outlives this script; the pid file lets stop find it.
+	(cd "$dir" && setsid "$bin" --config-file="$dir/config.xml" --pid-file="$pidfile" \
+		>"$dir/log/stdout.log" 2>&1 </dev/null &)
+	for _ in $(seq 1 120); do
+		if ready; then
+			echo "clickhouse: ready on 127.0.0.1:$tcp_port (native), 127.0.0.1:$http_port (http)" >&2
+			return
+		fi
+		sleep 0.5
+	done
+	echo "clickhouse: did not become ready in 60 s; last log lines:" >&2
+	tail -n 20 "$dir/log/clickhouse-server.err.log" "$dir/log/stdout.log" >&2 || true
+	exit 1
+}
+
+stop() {
+	if [ -f "$pidfile" ]; then
+		kill "$(cat "$pidfile")" 2>/dev/null || true
+		for _ in $(seq 1 60); do ready || break; sleep 0.5; done
+		rm -f "$pidfile"
+	fi
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+status) if ready; then echo running; else echo stopped; exit 1; fi ;;
+*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
