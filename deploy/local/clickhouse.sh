@@ -27,10 +27,10 @@ server_bin() {
 }
 
 install() {
-	if [ -n "$(server_bin)" ]; then return; fi
+	if [ -n "$(server_bin)" ] && command -v curl >/dev/null; then return; fi
 	echo "clickhouse: installing Debian's clickhouse-server with apt-get" >&2
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clickhouse-server >/dev/null
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clickhouse-server curl ca-certificates >/dev/null
 }
 
 ready() {
@@ -105,11 +105,11 @@ XML
 }
 
 start() {
+	install
 	if ready; then
 		echo "clickhouse: already running on 127.0.0.1:$tcp_port" >&2
 		return
 	fi
-	install
 	write_config
 	local bin
 	bin=$(server_bin)

@@ -1,0 +1,49 @@
+# nhisentry — every target installs what it needs (Debian's ClickHouse via
+# apt-get, Go modules via the module proxy).
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+BIN := bin/nhisentry
+FUZZTIME ?= 5s
+
+.PHONY: help demo test build vet fmt-check unit fuzz bench clickhouse clickhouse-stop clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+demo: clickhouse build ## run the whole pipeline on this machine and print the findings
+	$(BIN) demo
+
+test: clickhouse vet fmt-check ## vet, gofmt, all tests with -race (integration ones on the real servers), short fuzzing
+	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+build: ## build bin/nhisentry
+	$(GO) build -o $(BIN) ./cmd/nhisentry
+
+vet: ## go vet
+	$(GO) vet ./...
+
+fmt-check: ## fail when gofmt would change a file
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+fuzz: ## run every decoder fuzz test for FUZZTIME
+	@for pkg in $$($(GO) list ./ingest/...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench: ## run the micro-benchmarks
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+clickhouse: ## install (apt-get) and start the project-local ClickHouse on 127.0.0.1:19000
+	deploy/local/clickhouse.sh start
+
+clickhouse-stop: ## stop the project-local ClickHouse
+	deploy/local/clickhouse.sh stop
+
+clean: ## remove build output and the local ClickHouse data
+	deploy/local/clickhouse.sh stop
+	rm -rf bin .local

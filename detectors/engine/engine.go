@@ -1,0 +1,202 @@
+// Package engine owns the per-batch processing of normalized events: it runs
+// every detector over each event against the identity's baseline, folds the
+// event into the baseline afterwards, suppresses repeated findings, and then
+// stores findings before events, so a crash between the two never loses a
+// finding (the replay finds the events missing and detects again, with the
+// same deterministic finding ids). It implements ingest.Handler.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+// EventStore stores normalized events durably.
+type EventStore interface {
+	WriteEvents(ctx context.Context, events []schemas.Event) error
+}
+
+// FindingSink receives findings. WriteFindings returns only when the findings
+// are stored or delivered, because the batch is committed next.
+type FindingSink interface {
+	Name() string
+	WriteFindings(ctx context.Context, findings []schemas.Finding) error
+}
+
+// Options configures an Engine.
+type Options struct {
+	Cache     *baseline.Cache
+	Detectors []detectors.Detector
+	Learning  detectors.Learning
+	Events    EventStore
+	Sinks     []FindingSink
+	Logger    *slog.Logger
+	// Registerer receives the engine's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RetryBackoff is the first wait before retrying a failed write; it
+	// doubles up to MaxBackoff.
+	RetryBackoff, MaxBackoff time.Duration
+	// SuppressIDs is how many emitted finding ids are remembered to drop
+	// repeats (a rule matching every event of a burst); default 1,000,000.
+	SuppressIDs int
+}
+
+// Engine is the detection stage. Handle is called from one goroutine.
+type Engine struct {
+	opts     Options
+	metrics  *metrics
+	emitted  suppressor
+	findings []schemas.Finding
+}
+
+// New builds an engine.
+func New(opts Options) *Engine {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 100 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	if opts.SuppressIDs <= 0 {
+		opts.SuppressIDs = 1_000_000
+	}
+	return &Engine{opts: opts, metrics: newMetrics(opts.Registerer), emitted: newSuppressor(opts.SuppressIDs)}
+}
+
+// Detect runs the detectors over events and updates the baselines. It returns
+// the new findings (repeats of findings already emitted are dropped); the
+// slice is reused by the next call.
+func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
+	now := e.opts.Now()
+	out := e.findings[:0]
+	c := e.opts.Cache
+	c.Lock()
+	for i := range events {
+		ev := &events[i]
+		p := c.Get(ev.Identity)
+		w := p.Window(ev.Time.Time)
+		w.Count++
+		switch ev.Outcome.Result {
+		case schemas.ResultDenied:
+			w.Denied++
+		case schemas.ResultFailure:
+			w.Failures++
+		}
+		w.BytesOut += ev.BytesOut
+		in := detectors.Input{
+			Event: ev, Profile: p, Window: w, Now: now,
+			Learning: e.opts.Learning.InLearning(p, ev.Time.Time),
+		}
+		for _, d := range e.opts.Detectors {
+			before := len(out)
+			out = d.Detect(&in, out)
+			// Drop repeats in place so the slice holds each id once.
+			kept := before
+			for _, f := range out[before:] {
+				if e.emitted.add(f.ID) {
+					out[kept] = f
+					kept++
+				}
+			}
+			out = out[:kept]
+		}
+		p.Observe(ev)
+	}
+	c.Unlock()
+	e.findings = out
+	for i := range out {
+		e.metrics.findings.WithLabelValues(out[i].Detector, string(out[i].Severity)).Inc()
+	}
+	return out
+}
+
+// Handle implements ingest.Handler: detect, then store findings, then events.
+// Writes are retried with backoff until they succeed or ctx ends; detection
+// runs once, because the baselines have already learned from the batch.
+func (e *Engine) Handle(ctx context.Context, events []schemas.Event) error {
+	start := time.Now()
+	findings := e.Detect(events)
+	e.metrics.detectSeconds.Observe(time.Since(start).Seconds())
+	for _, s := range e.opts.Sinks {
+		err := e.retry(ctx, "findings to "+s.Name(), func() error { return s.WriteFindings(ctx, findings) })
+		if err != nil {
+			return err
+		}
+	}
+	for i := range findings {
+		f := &findings[i]
+		e.opts.Logger.Warn("finding", "id", f.ID, "detector", f.Detector, "rule", f.RuleID,
+			"identity", f.Identity.ID, "severity", f.Severity, "score", f.Score, "explanation", f.Explanation)
+	}
+	start = time.Now()
+	if err := e.retry(ctx, "events", func() error { return e.opts.Events.WriteEvents(ctx, events) }); err != nil {
+		return err
+	}
+	e.metrics.storeSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func (e *Engine) retry(ctx context.Context, what string, fn func() error) error {
+	wait := e.opts.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		e.metrics.writeErrors.WithLabelValues(what).Inc()
+		if ctx.Err() != nil {
+			return fmt.Errorf("write %s: %w", what, errors.Join(err, ctx.Err()))
+		}
+		e.opts.Logger.Error("write failed; retrying", "what", what, "attempt", attempt, "backoff", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("write %s: %w", what, errors.Join(err, ctx.Err()))
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, e.opts.MaxBackoff)
+	}
+}
+
+// suppressor remembers recently emitted ids in two generations: when the
+// current one fills up it becomes the previous one, so memory stays bounded
+// and the most recent ids are always remembered.
+type suppressor struct {
+	cur, prev map[string]struct{}
+	limit     int
+}
+
+func newSuppressor(limit int) suppressor {
+	return suppressor{cur: make(map[string]struct{}), prev: map[string]struct{}{}, limit: limit / 2}
+}
+
+// add records id and reports whether it was new.
+func (s *suppressor) add(id string) bool {
+	if _, ok := s.cur[id]; ok {
+		return false
+	}
+	if _, ok := s.prev[id]; ok {
+		return false
+	}
+	if len(s.cur) >= s.limit {
+		s.prev, s.cur = s.cur, make(map[string]struct{}, s.limit)
+	}
+	s.cur[id] = struct{}{}
+	return true
+}

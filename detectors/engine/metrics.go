@@ -1,0 +1,37 @@
+package engine
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	findings      *prometheus.CounterVec
+	writeErrors   *prometheus.CounterVec
+	detectSeconds prometheus.Histogram
+	storeSeconds  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nhi_detect_findings_total",
+			Help: "Findings emitted, by detector and severity (repeats suppressed).",
+		}, []string{"detector", "severity"}),
+		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nhi_engine_write_errors_total",
+			Help: "Failed writes of findings or events (each is retried), by target.",
+		}, []string{"target"}),
+		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nhi_detect_batch_duration_seconds",
+			Help:    "Time to run all detectors over one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		storeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nhi_store_events_batch_duration_seconds",
+			Help:    "Time to store one batch of events in ClickHouse.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.findings, m.writeErrors, m.detectSeconds, m.storeSeconds)
+	}
+	return m
+}

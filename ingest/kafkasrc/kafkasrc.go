@@ -1,0 +1,143 @@
+// Package kafkasrc owns nhisentry's Kafka input: a consumer-group Source over
+// segmentio/kafka-go that fetches batches and commits them only when told,
+// and the dead-letter writer that stores undecodable records, byte for byte,
+// with why they failed.
+package kafkasrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/nhisentry/nhisentry/ingest"
+)
+
+// Config configures the consumer.
+type Config struct {
+	Brokers []string
+	GroupID string
+	Topics  []string
+	// BatchSize caps a batch; Linger is how long to wait for more records
+	// after the first one of a batch.
+	BatchSize int
+	Linger    time.Duration
+	// StartFirst makes a new group start from the oldest offset (the
+	// default); false starts at the newest.
+	StartFirst bool
+}
+
+// Source is a consumer-group member. Fetch and Commit must be called from one
+// goroutine.
+type Source struct {
+	r       *kafka.Reader
+	cfg     Config
+	lag     prometheus.Gauge
+	log     *slog.Logger
+	scratch []kafka.Message
+}
+
+// New joins the consumer group. reg may be nil.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, error) {
+	var errs []error
+	if len(cfg.Brokers) == 0 {
+		errs = append(errs, errors.New("kafka: no brokers"))
+	}
+	if cfg.GroupID == "" {
+		errs = append(errs, errors.New("kafka: no group id"))
+	}
+	if len(cfg.Topics) == 0 {
+		errs = append(errs, errors.New("kafka: no input topics"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 5000
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 50 * time.Millisecond
+	}
+	start := kafka.LastOffset
+	if cfg.StartFirst {
+		start = kafka.FirstOffset
+	}
+	s := &Source{
+		r: kafka.NewReader(kafka.ReaderConfig{
+			Brokers:        cfg.Brokers,
+			GroupID:        cfg.GroupID,
+			GroupTopics:    cfg.Topics,
+			MinBytes:       1,
+			MaxBytes:       16 << 20,
+			MaxWait:        100 * time.Millisecond,
+			QueueCapacity:  cfg.BatchSize,
+			StartOffset:    start,
+			CommitInterval: 0, // synchronous commits: Commit returns once stored
+			ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { log.Warn(fmt.Sprintf(msg, args...), "component", "kafka-reader") }),
+		}),
+		cfg: cfg,
+		log: log,
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nhi_ingest_consumer_lag",
+			Help: "Records behind the newest offset on the partitions this member reads, as kafka-go last saw it.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(s.lag)
+	}
+	return s, nil
+}
+
+// Fetch implements ingest.Source: it blocks for the first record, then
+// gathers more for up to Linger or BatchSize records.
+func (s *Source) Fetch(ctx context.Context) ([]ingest.Record, error) {
+	m, err := s.r.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := []ingest.Record{record(m)}
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.Linger)
+	defer cancel()
+	for len(batch) < s.cfg.BatchSize {
+		m, err := s.r.FetchMessage(lctx)
+		if err != nil {
+			break // linger over (or ctx cancelled): hand over what we have
+		}
+		batch = append(batch, record(m))
+	}
+	s.lag.Set(float64(s.r.Stats().Lag))
+	return batch, nil
+}
+
+func record(m kafka.Message) ingest.Record {
+	return ingest.Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
+}
+
+// Commit implements ingest.Source: it commits the highest offset of every
+// partition in the batch.
+func (s *Source) Commit(ctx context.Context, batch []ingest.Record) error {
+	type tp struct {
+		topic     string
+		partition int
+	}
+	high := map[tp]int64{}
+	for _, r := range batch {
+		k := tp{r.Topic, r.Partition}
+		if o, ok := high[k]; !ok || r.Offset > o {
+			high[k] = r.Offset
+		}
+	}
+	msgs := s.scratch[:0]
+	for k, off := range high {
+		msgs = append(msgs, kafka.Message{Topic: k.topic, Partition: k.partition, Offset: off})
+	}
+	s.scratch = msgs
+	return s.r.CommitMessages(ctx, msgs...)
+}
+
+// Close leaves the group.
+func (s *Source) Close() error { return s.r.Close() }

@@ -1,0 +1,61 @@
+// Package kafkasink owns the Kafka findings topic: each finding is published
+// as one JSON message keyed by its identity, so one identity's findings stay
+// in order on one partition. Consumers drop repeats by the finding id, which
+// is deterministic, so a replayed batch is invisible to them.
+package kafkasink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+// Sink publishes findings to one topic.
+type Sink struct{ w *kafka.Writer }
+
+// New returns a sink writing to topic on brokers.
+func New(brokers []string, topic string) *Sink {
+	return &Sink{w: &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, // delivered before the input is committed
+		BatchSize:    1000,
+		BatchTimeout: 5 * time.Millisecond,
+	}}
+}
+
+// Name implements engine.FindingSink.
+func (s *Sink) Name() string { return "kafka" }
+
+// WriteFindings publishes findings and returns once the broker acknowledged
+// them.
+func (s *Sink) WriteFindings(ctx context.Context, findings []schemas.Finding) error {
+	if len(findings) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(findings))
+	for i := range findings {
+		b, err := json.Marshal(&findings[i])
+		if err != nil {
+			return fmt.Errorf("encode finding %s: %w", findings[i].ID, err)
+		}
+		msgs[i] = kafka.Message{
+			Key:     []byte(findings[i].Identity.ID),
+			Value:   b,
+			Headers: []kafka.Header{{Key: "nhi-finding-id", Value: []byte(findings[i].ID)}},
+		}
+	}
+	if err := s.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("findings topic %s: %w", s.w.Topic, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (s *Sink) Close() error { return s.w.Close() }
