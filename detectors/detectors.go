@@ -45,3 +45,18 @@ var DefaultLearning = Learning{MinAge: 24 * time.Hour, MinEvents: 50}
 func (l Learning) InLearning(p *baseline.Profile, t time.Time) bool {
 	return p.Events < l.MinEvents || t.Sub(p.FirstSeen) < l.MinAge
 }
+
+// NewInput is the Input for ev on p: the window counts ev, the profile does
+// not yet.
+func NewInput(p *baseline.Profile, ev *schemas.Event, l Learning, now time.Time) Input {
+	w := p.Window(ev.Time.Time)
+	w.Count++
+	switch ev.Outcome.Result {
+	case schemas.ResultDenied:
+		w.Denied++
+	case schemas.ResultFailure:
+		w.Failures++
+	}
+	w.BytesOut += ev.BytesOut
+	return Input{Event: ev, Profile: p, Window: w, Learning: l.InLearning(p, ev.Time.Time), Now: now}
+}

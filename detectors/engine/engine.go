@@ -91,19 +91,7 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 	for i := range events {
 		ev := &events[i]
 		p := c.Get(ev.Identity)
-		w := p.Window(ev.Time.Time)
-		w.Count++
-		switch ev.Outcome.Result {
-		case schemas.ResultDenied:
-			w.Denied++
-		case schemas.ResultFailure:
-			w.Failures++
-		}
-		w.BytesOut += ev.BytesOut
-		in := detectors.Input{
-			Event: ev, Profile: p, Window: w, Now: now,
-			Learning: e.opts.Learning.InLearning(p, ev.Time.Time),
-		}
+		in := detectors.NewInput(p, ev, e.opts.Learning, now)
 		for _, d := range e.opts.Detectors {
 			before := len(out)
 			out = d.Detect(&in, out)

@@ -1,0 +1,69 @@
+package volume_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/detectortest"
+	"github.com/nhisentry/nhisentry/detectors/volume"
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+// burst feeds n events in the hour starting at start into p and returns the
+// findings the detector raised along the way.
+func burst(d *volume.Detector, p *baseline.Profile, start time.Time, n int) []schemas.Finding {
+	var out []schemas.Finding
+	for i := range n {
+		ev := detectortest.Event(start.Add(time.Duration(i)*time.Hour/time.Duration(n+1)), "s3:GetObject", "10.20.1.7")
+		out = d.Detect(detectortest.Input(p, &ev, detectors.DefaultLearning), out)
+		p.Observe(&ev)
+	}
+	return out
+}
+
+func TestVolumeSpike(t *testing.T) {
+	hour := time.Date(2026, 11, 9, 14, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name         string
+		historyHours int
+		perHour      int
+		burst        int
+		want         int
+	}{
+		{name: "normal hour", historyHours: 72, perHour: 12, burst: 14, want: 0},
+		{name: "busy but plausible hour", historyHours: 72, perHour: 12, burst: 30, want: 0},
+		{name: "25x spike fires once", historyHours: 72, perHour: 12, burst: 300, want: 1},
+		{name: "quiet identity, small absolute burst stays under min_count", historyHours: 72, perHour: 1, burst: 20, want: 0},
+		{name: "quiet identity, real burst", historyHours: 72, perHour: 1, burst: 60, want: 1},
+		{name: "still learning", historyHours: 10, perHour: 12, burst: 300, want: 0},
+	}
+	d := volume.New(volume.DefaultConfig())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := detectortest.History(hour, tt.historyHours, tt.perHour, "10.20.1.7", "s3:GetObject")
+			got := burst(d, p, hour, tt.burst)
+			if len(got) != tt.want {
+				t.Fatalf("got %d findings, want %d: %+v", len(got), tt.want, got)
+			}
+			for _, f := range got {
+				if f.Analysis.Pattern != schemas.PatternSurge || f.Score < 50 || f.Score > 100 {
+					t.Errorf("finding: pattern %s score %d", f.Analysis.Pattern, f.Score)
+				}
+				if f.ID != schemas.FindingID(volume.Name, detectortest.Identity.ID, "498398") {
+					t.Errorf("finding id %s is not the identity-hour id", f.ID)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if errs := (volume.Config{}).Validate(); len(errs) != 4 {
+		t.Fatalf("zero config: %d errors, want 4: %v", len(errs), errs)
+	}
+	if errs := volume.DefaultConfig().Validate(); len(errs) != 0 {
+		t.Fatalf("default config: %v", errs)
+	}
+}
