@@ -1,0 +1,376 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/ext"
+	"gopkg.in/yaml.v3"
+
+	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+// Defaults for Options.
+const (
+	// DefaultCostLimit bounds one evaluation. The pack's rules cost under 100;
+	// the limit is there to stop a rule that loops over a long string or list
+	// from stalling the pipeline, not to ration normal rules.
+	DefaultCostLimit = 10000
+	// DefaultMaxExprSize bounds an expression's length in code points, well
+	// above any readable rule.
+	DefaultMaxExprSize = 4096
+)
+
+// Options tune compilation and evaluation. The zero value uses the defaults.
+type Options struct {
+	CostLimit   uint64 // per-evaluation CEL cost limit; 0 means DefaultCostLimit
+	MaxExprSize int    // parser expression size limit; 0 means DefaultMaxExprSize
+	// OnError, if set, is called with the rule id and the error each time a
+	// rule fails to evaluate, so the caller can log which rule is broken. It
+	// runs on the goroutine that called Detect.
+	OnError func(ruleID string, err error)
+}
+
+func (o Options) costLimit() uint64 {
+	if o.CostLimit == 0 {
+		return DefaultCostLimit
+	}
+	return o.CostLimit
+}
+
+func (o Options) maxExprSize() int {
+	if o.MaxExprSize == 0 {
+		return DefaultMaxExprSize
+	}
+	return o.MaxExprSize
+}
+
+// scores maps severity to a finding score, leaving room above each rank for
+// built-in detectors whose scores grow with the size of the deviation.
+var scores = map[schemas.Severity]int{
+	schemas.SeverityInfo:     20,
+	schemas.SeverityLow:      40,
+	schemas.SeverityMedium:   60,
+	schemas.SeverityHigh:     80,
+	schemas.SeverityCritical: 95,
+}
+
+var (
+	idPattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	techniquePattern = regexp.MustCompile(`^T[0-9]{4}(\.[0-9]{3})?$`)
+)
+
+// rule is one compiled rule.
+type rule struct {
+	id          string
+	description string
+	severity    schemas.Severity
+	technique   string
+	prg         cel.Program
+	file        string
+	line, col   int // position of the rule in its file
+	tests       []testCase
+}
+
+func (r *rule) pos() string { return fmt.Sprintf("%s:%d:%d", r.file, r.line, r.col) }
+
+// Set is an immutable set of compiled rules; it implements
+// detectors.Detector. Detect may be called from several goroutines at once.
+type Set struct {
+	rules   []*rule
+	errs    *atomic.Uint64
+	onError func(string, error)
+}
+
+var _ detectors.Detector = (*Set)(nil)
+
+// Load reads rule files, and every *.yaml and *.yml file directly inside a
+// directory argument, with default Options.
+func Load(paths ...string) (*Set, error) { return Options{}.Load(paths...) }
+
+// Load reads, checks and compiles rule files. It returns all problems of all
+// files joined (each an *Error), and no Set unless there are none.
+func (o Options) Load(paths ...string) (*Set, error) {
+	return o.load(new(atomic.Uint64), paths)
+}
+
+func (o Options) load(errs *atomic.Uint64, paths []string) (*Set, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("rules: no rule files given")
+	}
+	env, err := cel.NewEnv(append(varDecls(),
+		ext.Strings(),
+		cel.ParserExpressionSizeLimit(o.maxExprSize()),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("rules: build CEL environment: %w", err)
+	}
+	c := &compiler{opts: o, env: env, seen: map[string]*rule{}}
+	var problems []error
+	for _, p := range paths {
+		files, err := expand(p)
+		if err != nil {
+			problems = append(problems, &Error{File: p, Msg: err.Error()})
+			continue
+		}
+		for _, f := range files {
+			problems = append(problems, c.file(f)...)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return &Set{rules: c.rules, errs: errs, onError: o.OnError}, nil
+}
+
+// expand returns p itself, or the rule files directly inside directory p in
+// name order, so load order (and thus finding order) is stable.
+func expand(p string) ([]string, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return []string{p}, nil
+	}
+	var files []string
+	for _, pat := range []string{"*.yaml", "*.yml"} {
+		m, err := filepath.Glob(filepath.Join(p, pat))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, m...)
+	}
+	slices.Sort(files)
+	return files, nil
+}
+
+// compiler accumulates the rules of all files of one Load.
+type compiler struct {
+	opts  Options
+	env   *cel.Env
+	rules []*rule
+	seen  map[string]*rule // id → first definition, across files
+}
+
+func (c *compiler) file(path string) []error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return []error{&Error{File: path, Msg: err.Error()}}
+	}
+	d := newDecoder(path, data)
+	root := d.document(data)
+	if root == nil {
+		return d.errs
+	}
+	top := d.mapping(root, "", "rule file", "rules")
+	if top == nil {
+		return d.errs
+	}
+	list := d.required(top, root, "", "rules")
+	if list == nil {
+		return d.errs
+	}
+	if list.Kind != yaml.SequenceNode {
+		// `rules:` with nothing after it is null: the same as an empty list.
+		if list.Tag != "!!null" {
+			d.errorf(list, "", "rules must be a list, got %s", kindName(list))
+		}
+		return d.errs
+	}
+	for _, n := range list.Content {
+		c.rule(d, n)
+	}
+	return d.errs
+}
+
+func (c *compiler) rule(d *decoder, n *yaml.Node) {
+	// Every error names the rule: by its id as written when it has one (even
+	// an invalid one), else by its place in the load.
+	name := fmt.Sprintf("#%d", len(c.rules)+1)
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k, v := n.Content[i], n.Content[i+1]; k.Value == "id" && v.Kind == yaml.ScalarNode && v.Value != "" {
+				name = v.Value
+			}
+		}
+	}
+	r := &rule{file: d.file, line: n.Line, col: n.Column}
+	// A rule with errors is kept too: Load returns no Set when any file has
+	// errors, and counting it keeps the "#n" names of later rules right.
+	c.rules = append(c.rules, r)
+	f := d.mapping(n, name, "rule", "id", "description", "severity", "technique", "expr", "tests")
+	if f == nil {
+		return
+	}
+	if v := d.required(f, n, name, "id"); v != nil {
+		if id, ok := d.scalar(v, name, "id"); ok {
+			switch prev := c.seen[id]; {
+			case !idPattern.MatchString(id):
+				d.errorf(v, name, "id %q must be lowercase letters, digits, '.', '_' or '-'", id)
+			case prev != nil:
+				d.errorf(v, name, "duplicate rule id, first defined at %s", prev.pos())
+			default:
+				r.id = id
+				c.seen[id] = r
+			}
+		}
+	}
+
+	if v := d.required(f, n, name, "description"); v != nil {
+		r.description, _ = d.scalar(v, name, "description")
+	}
+	if v := d.required(f, n, name, "severity"); v != nil {
+		if s, good := d.scalar(v, name, "severity"); good {
+			if sev, known := schemas.ParseSeverity(s); known {
+				r.severity = sev
+			} else {
+				d.errorf(v, name, "severity %q must be one of info, low, medium, high, critical", s)
+			}
+		}
+	}
+	if v := f["technique"]; v != nil {
+		if t, good := d.scalar(v, name, "technique"); good {
+			if techniquePattern.MatchString(t) {
+				r.technique = t
+			} else {
+				d.errorf(v, name, "technique %q is not a MITRE ATT&CK id such as T1078 or T1078.004", t)
+			}
+		}
+	}
+	if v := d.required(f, n, name, "expr"); v != nil {
+		if expr, good := d.scalar(v, name, "expr"); good {
+			r.prg = c.compile(d, v, name, expr)
+		}
+	}
+	if v := f["tests"]; v != nil {
+		r.tests = d.tests(v, name)
+	}
+}
+
+// compile type-checks expr and builds its program, reporting CEL's issues at
+// their place in the file.
+func (c *compiler) compile(d *decoder, n *yaml.Node, name, expr string) cel.Program {
+	ast, iss := c.env.Compile(expr)
+	if iss.Err() != nil {
+		for _, e := range iss.Errors() {
+			line, col, ok := d.exprPos(n, e.Location.Line(), e.Location.Column())
+			if ok {
+				d.errs = append(d.errs, &Error{File: d.file, Line: line, Column: col, RuleID: name, Msg: e.Message})
+				continue
+			}
+			// The scalar's layout hides the exact place: point at the expr
+			// and keep CEL's own position within it.
+			d.errorf(n, name, "expr %d:%d: %s", e.Location.Line(), e.Location.Column()+1, e.Message)
+		}
+		return nil
+	}
+	if !ast.OutputType().IsExactType(cel.BoolType) {
+		d.errorf(n, name, "expr has type %s, want bool", ast.OutputType())
+		return nil
+	}
+	prg, err := c.env.Program(ast,
+		cel.CostLimit(c.opts.costLimit()),
+		// OptOptimize folds constants and compiles constant regular
+		// expressions of matches() once, here, instead of per evaluation.
+		cel.EvalOptions(cel.OptOptimize),
+	)
+	if err != nil {
+		d.errorf(n, name, "expr: %v", err)
+		return nil
+	}
+	return prg
+}
+
+// Name implements detectors.Detector.
+func (s *Set) Name() string { return "rules" }
+
+// Len returns the number of rules in the set.
+func (s *Set) Len() int { return len(s.rules) }
+
+// Errors returns how many rule evaluations have failed (cost limit exceeded,
+// a runtime error such as an invalid regular expression). Sets loaded by one
+// Engine share its counter, so the count survives reloads.
+func (s *Set) Errors() uint64 { return s.errs.Load() }
+
+// Detect implements detectors.Detector: every rule that evaluates to true
+// appends one finding. A rule that fails to evaluate is counted and skipped;
+// it never stops the other rules.
+func (s *Set) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.Finding {
+	if len(s.rules) == 0 {
+		return dst
+	}
+	act := newActivation(in)
+	defer act.release()
+	for _, r := range s.rules {
+		match, err := r.eval(act)
+		if err != nil {
+			s.errs.Add(1)
+			if s.onError != nil {
+				s.onError(r.id, err)
+			}
+			continue
+		}
+		if match {
+			dst = append(dst, r.finding(act))
+		}
+	}
+	return dst
+}
+
+func (r *rule) eval(act *activation) (bool, error) {
+	out, _, err := r.prg.Eval(act)
+	if err != nil {
+		return false, fmt.Errorf("rule %s: %w", r.id, err)
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		// The checker proved the type is bool; this guards the contract.
+		return false, fmt.Errorf("rule %s: evaluated to %s, want bool", r.id, out.Type())
+	}
+	return bool(b), nil
+}
+
+func (r *rule) finding(act *activation) schemas.Finding {
+	in, ev := act.in, act.in.Event
+	w := in.Window
+	act.stats()
+	var actions, peers, networks int
+	if p := in.Profile; p != nil {
+		actions, peers, networks = p.KnownCount(baseline.DimAction), p.KnownCount(baseline.DimPeer), p.KnownCount(baseline.DimNetwork)
+	}
+	return schemas.Finding{
+		ID:       schemas.FindingID("rule:"+r.id, ev.Identity.ID, strconv.FormatInt(hourOf(ev.Time.Time), 10)),
+		Detector: "rule",
+		RuleID:   r.id,
+		Identity: ev.Identity,
+		Severity: r.severity,
+		Score:    scores[r.severity],
+		Title:    r.description,
+		Explanation: fmt.Sprintf("rule %s matched %s: %d denied and %d failed of %d calls this hour; baseline %.1f±%.1f calls/h",
+			r.id, ev.Action, w.Denied, w.Failures, w.Count, act.mean, act.sd),
+		Technique: r.technique,
+		EventIDs:  []string{ev.ID},
+		FirstSeen: ev.Time,
+		LastSeen:  ev.Time,
+		Analysis: schemas.Analysis{
+			Pattern:  schemas.PatternMatch,
+			Observed: fmt.Sprintf("%s: %d calls, %d denied, %d failed, %d bytes out this hour", ev.Action, w.Count, w.Denied, w.Failures, w.BytesOut),
+			Baseline: fmt.Sprintf("%.1f±%.1f calls/h over %d h; %d known actions, %d peers, %d networks", act.mean, act.sd, act.hours, actions, peers, networks),
+		},
+	}
+}
+
+// hourOf is the unix hour a time falls in, the unit of finding ids.
+func hourOf(t time.Time) int64 { return t.Unix() / 3600 }
