@@ -1,0 +1,81 @@
+CREATE DATABASE IF NOT EXISTS nhisentry;
+
+CREATE TABLE IF NOT EXISTS nhisentry.schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version;
+
+-- 0001_events
+CREATE TABLE IF NOT EXISTS nhisentry.events
+(
+    id                    String,
+    time                  DateTime,
+    time_ns               UInt32,
+    ingest_time           DateTime,
+    family                String,
+    format                String,
+    provider              String,
+    account               String,
+    cluster               String,
+    region                String,
+    identity_id           String,
+    identity_kind         String,
+    identity_name         String,
+    credential_id         String,
+    credential_type       String,
+    credential_issued_at  DateTime,
+    credential_expires_at DateTime,
+    actor_ip              String,
+    actor_user_agent      String,
+    actor_workload        String,
+    actor_namespace       String,
+    actor_node            String,
+    actor_peer            String,
+    actor_session         String,
+    action                String,
+    service               String,
+    target_resource       String,
+    target_peer           String,
+    outcome               String,
+    status_code           Int32,
+    error_code            String,
+    bytes_in              UInt64,
+    bytes_out             UInt64,
+    duration_ms           Float64,
+    issued_credential     String,
+    issued_type           String,
+    issued_subject        String,
+    issued_sans           Array(String),
+    issuer                String,
+    issued_ttl_seconds    Int64,
+    issued_requester      String,
+    topic                 String,
+    partition             Int32,
+    offset                Int64
+)
+ENGINE = ReplacingMergeTree(ingest_time)
+PARTITION BY toYYYYMM(time)
+ORDER BY (identity_id, time, id);
+
+-- 0002_findings
+CREATE TABLE IF NOT EXISTS nhisentry.findings
+(
+    id            String,
+    first_seen    DateTime,
+    last_seen     DateTime,
+    detector      String,
+    rule_id       String,
+    identity_id   String,
+    identity_kind String,
+    severity      String,
+    score         UInt8,
+    title         String,
+    explanation   String,
+    technique     String,
+    event_ids     Array(String),
+    pattern       String,
+    observed      String,
+    baseline      String,
+    created_at    DateTime
+)
+ENGINE = ReplacingMergeTree(created_at)
+PARTITION BY toYYYYMM(first_seen)
+ORDER BY id;
+
