@@ -1,0 +1,37 @@
+package formats
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/ingest/cloudaudit"
+	"github.com/nhisentry/nhisentry/ingest/gateway"
+	"github.com/nhisentry/nhisentry/ingest/issuance"
+	"github.com/nhisentry/nhisentry/ingest/mesh"
+)
+
+// Builtin returns a new instance of every built-in decoder, with default
+// limits, in a stable order (by family, as SPEC §2 lists them).
+func Builtin() []ingest.Decoder {
+	return []ingest.Decoder{
+		mesh.New(),
+		gateway.New(),
+		cloudaudit.New(),
+		issuance.New(),
+	}
+}
+
+// ByName returns a new built-in decoder for the format name, or an error
+// that lists the valid names.
+func ByName(name string) (ingest.Decoder, error) {
+	all := Builtin()
+	names := make([]string, 0, len(all))
+	for _, d := range all {
+		if d.Format() == name {
+			return d, nil
+		}
+		names = append(names, d.Format())
+	}
+	return nil, fmt.Errorf("unknown format %q: valid formats are %s", name, strings.Join(names, ", "))
+}
