@@ -141,6 +141,17 @@ func (p *Profile) HourlyStats(before time.Time) (mean, sd float64, hours int) {
 	return mean, math.Sqrt(math.Max(0, sumSq/n-mean*mean)), int(end - start)
 }
 
+// SameHourMax is the largest count in the same hour of day as hour (an
+// absolute hour) on the previous days the ring holds: the daily rhythm of a
+// nightly job or of business-hours callers.
+func (p *Profile) SameHourMax(hour int64) uint32 {
+	var m uint32
+	for d := int64(1); d*24 < HistoryHours; d++ {
+		m = max(m, p.hourCount(hour-24*d))
+	}
+	return m
+}
+
 func (p *Profile) hourCount(h int64) uint32 {
 	i := h % HistoryHours
 	if p.hourStamp[i] != h {

@@ -11,7 +11,10 @@
 //	              network rarely changes
 //	score       = 40 + 35·stability + 25·sensitivity      (0–100)
 //
-// Severity follows the score: ≥ 80 high, ≥ 60 medium, else low. A machine
+// Severity follows the score: ≥ 80 high, ≥ 60 medium, else low. Values
+// scoring below MinScore (default 60: a plain value in a set that grew within
+// the last days) are learned without a finding: for machines whose
+// repertoire still grows, "new" alone is not news. A machine
 // whose set has grown every day (a young service, a CI role) scores low; one
 // whose set has not changed for a week and suddenly reads a secret scores
 // high. Each (identity, dimension, value) gives one finding id, so a value is
@@ -40,6 +43,8 @@ type Config struct {
 	SensitivePrefixes []string `yaml:"sensitive_prefixes"`
 	// Dims lists the dimensions checked; default action, peer and network.
 	Dims []string `yaml:"dims"`
+	// MinScore is the lowest score reported; default 60.
+	MinScore float64 `yaml:"min_score"`
 }
 
 // DefaultConfig is the configuration used when none is given.
@@ -52,7 +57,8 @@ func DefaultConfig() Config {
 			"kms:Decrypt", "k8s:get:secrets", "k8s:list:secrets", "k8s:create:serviceaccounts/token",
 			"vault:update:auth/token/create", "vault:create:auth/token/create",
 		},
-		Dims: []string{"action", "peer", "network"},
+		Dims:     []string{"action", "peer", "network"},
+		MinScore: 60,
 	}
 }
 
@@ -61,6 +67,9 @@ func (c Config) Validate() []error {
 	var errs []error
 	if c.StableDays <= 0 {
 		errs = append(errs, fmt.Errorf("stable_days must be positive, got %v", c.StableDays))
+	}
+	if c.MinScore < 0 || c.MinScore > 100 {
+		errs = append(errs, fmt.Errorf("min_score must be within 0..100, got %v", c.MinScore))
 	}
 	for _, d := range c.Dims {
 		if _, ok := dimByName(d); !ok {
@@ -123,6 +132,9 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 		score := 40 + 35*stability
 		if sensitive {
 			score += 25
+		}
+		if score < d.cfg.MinScore {
+			continue
 		}
 		dst = append(dst, schemas.Finding{
 			ID:       schemas.FindingID(Name, ev.Identity.ID, dim.String(), v),

@@ -60,6 +60,19 @@ func TestNewValue(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a plain value in a growing set is learned, not reported", func(t *testing.T) {
+		p := detectortest.History(now, 7*24, 3, "10.20.1.7", known...)
+		grow := detectortest.Event(now.Add(-time.Hour), "s3:HeadObject", "10.20.1.7")
+		p.Observe(&grow)
+		ev := detectortest.Event(now, "s3:ListBucket", "10.20.1.7")
+		if got := d.Detect(detectortest.Input(p, &ev, detectors.DefaultLearning), nil); len(got) != 0 {
+			t.Fatalf("low-score value reported: %+v", got)
+		}
+		sens := detectortest.Event(now, "iam:PassRole", "10.20.1.7")
+		if got := d.Detect(detectortest.Input(p, &sens, detectors.DefaultLearning), nil); len(got) != 1 {
+			t.Fatalf("a sensitive value in a growing set must still be reported, got %d", len(got))
+		}
+	})
 	t.Run("quiet while learning", func(t *testing.T) {
 		ev := detectortest.Event(now, "iam:CreateAccessKey", "203.0.113.9")
 		if got := d.Detect(detectortest.Input(young, &ev, detectors.DefaultLearning), nil); len(got) != 0 {

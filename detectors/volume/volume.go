@@ -9,8 +9,11 @@
 //
 //	z = (c − μ) / max(σ, √μ, 1)
 //
-// The detector fires when z ≥ Z, c ≥ Ratio·μ and c ≥ MinCount, and only at
-// the event that first crosses all three, so each identity-hour gives at most
+// Machines keep daily rhythms (a nightly backup makes all its calls at
+// 03:00), so c must also exceed SeasonalRatio times the largest count of the
+// same hour of day on the previous six days. The detector fires when z ≥ Z,
+// c ≥ Ratio·μ, c > SeasonalRatio·max(same hour) and c ≥ MinCount, and only at
+// the event that first crosses all four, so each identity-hour gives at most
 // one finding. It needs MinHours of history; identities still learning never
 // raise volume findings. The score adds the Poisson tail probability
 // P(X ≥ c | λ = μ) (gonum distuv) so the reader sees how unlikely c was:
@@ -38,10 +41,15 @@ type Config struct {
 	Ratio    float64 `yaml:"ratio"`     // default 3
 	MinCount uint32  `yaml:"min_count"` // default 30
 	MinHours int     `yaml:"min_hours"` // default 24
+	// SeasonalRatio is how far above the same hour's recent maximum a
+	// count must be; default 2.
+	SeasonalRatio float64 `yaml:"seasonal_ratio"`
 }
 
 // DefaultConfig is the configuration used when none is given.
-func DefaultConfig() Config { return Config{Z: 6, Ratio: 3, MinCount: 30, MinHours: 24} }
+func DefaultConfig() Config {
+	return Config{Z: 6, Ratio: 3, MinCount: 30, MinHours: 24, SeasonalRatio: 2}
+}
 
 // Validate lists every problem with the configuration.
 func (c Config) Validate() []error {
@@ -54,6 +62,9 @@ func (c Config) Validate() []error {
 	}
 	if c.MinCount == 0 {
 		errs = append(errs, fmt.Errorf("min_count must be positive"))
+	}
+	if c.SeasonalRatio < 1 {
+		errs = append(errs, fmt.Errorf("seasonal_ratio must be at least 1, got %v", c.SeasonalRatio))
 	}
 	if c.MinHours <= 0 || c.MinHours > 168 {
 		errs = append(errs, fmt.Errorf("min_hours must be within 1..168, got %d", c.MinHours))
@@ -70,9 +81,9 @@ func New(cfg Config) *Detector { return &Detector{cfg: cfg} }
 // Name implements detectors.Detector.
 func (d *Detector) Name() string { return Name }
 
-func (d *Detector) spike(c, mean, sd float64) (z float64, ok bool) {
+func (d *Detector) spike(c, mean, sd, sameHour float64) (z float64, ok bool) {
 	z = (c - mean) / max(sd, math.Sqrt(mean), 1)
-	return z, z >= d.cfg.Z && c >= d.cfg.Ratio*mean && c >= float64(d.cfg.MinCount)
+	return z, z >= d.cfg.Z && c >= d.cfg.Ratio*mean && c > d.cfg.SeasonalRatio*sameHour && c >= float64(d.cfg.MinCount)
 }
 
 // Detect implements detectors.Detector.
@@ -87,11 +98,12 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 		return dst
 	}
 	c := float64(in.Window.Count)
-	z, ok := d.spike(c, mean, sd)
+	sameHour := float64(in.Profile.SameHourMax(in.Window.Hour))
+	z, ok := d.spike(c, mean, sd, sameHour)
 	if !ok {
 		return dst
 	}
-	if _, before := d.spike(c-1, mean, sd); before {
+	if _, before := d.spike(c-1, mean, sd, sameHour); before {
 		return dst // already reported this hour
 	}
 	p := distuv.Poisson{Lambda: max(mean, 0.01)}.Survival(c - 1)
@@ -111,8 +123,8 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 		Severity: sev,
 		Score:    int(score + 0.5),
 		Title:    "Call volume spike for " + ev.Identity.ID,
-		Explanation: fmt.Sprintf("%d calls in the hour from %s; baseline %.1f±%.1f per hour over %d hours (z=%.1f)",
-			in.Window.Count, hour, mean, sd, hours, z),
+		Explanation: fmt.Sprintf("%d calls in the hour from %s; baseline %.1f±%.1f per hour over %d hours (z=%.1f), at most %.0f in this hour on previous days",
+			in.Window.Count, hour, mean, sd, hours, z, sameHour),
 		Technique: "T1119", // Automated Collection: scripted bulk access
 		EventIDs:  []string{ev.ID},
 		FirstSeen: ev.Time,
@@ -120,7 +132,7 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 		Analysis: schemas.Analysis{
 			Pattern:  schemas.PatternSurge,
 			Observed: fmt.Sprintf("%d calls in hour %s", in.Window.Count, hour),
-			Baseline: fmt.Sprintf("%.1f±%.1f calls per hour", mean, sd),
+			Baseline: fmt.Sprintf("%.1f±%.1f calls per hour, same hour max %.0f", mean, sd, sameHour),
 		},
 	})
 }

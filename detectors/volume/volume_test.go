@@ -59,9 +59,26 @@ func TestVolumeSpike(t *testing.T) {
 	}
 }
 
+func TestNightlyJobIsNotASpike(t *testing.T) {
+	d := volume.New(volume.DefaultConfig())
+	night := time.Date(2026, 11, 9, 3, 0, 0, 0, time.UTC)
+	p := detectortest.History(night.Add(-6*24*time.Hour), 1, 1, "10.20.1.7", "s3:PutObject")
+	var got []schemas.Finding
+	for day := 6; day >= 1; day-- { // five nights of 80 calls at 03:00, nothing else
+		got = append(got, burst(d, p, night.Add(-time.Duration(day)*24*time.Hour), 80)...)
+	}
+	if tonight := burst(d, p, night, 85); len(tonight) != 0 {
+		t.Fatalf("the usual nightly run raised %+v", tonight)
+	}
+	if triple := burst(d, p, night.Add(24*time.Hour), 250); len(triple) != 1 {
+		t.Fatalf("a run three times the usual raised %d findings, want 1", len(triple))
+	}
+	_ = got // the first nights may fire while the rhythm is unknown; that is what learning is for
+}
+
 func TestConfigValidate(t *testing.T) {
-	if errs := (volume.Config{}).Validate(); len(errs) != 4 {
-		t.Fatalf("zero config: %d errors, want 4: %v", len(errs), errs)
+	if errs := (volume.Config{}).Validate(); len(errs) != 5 {
+		t.Fatalf("zero config: %d errors, want 5: %v", len(errs), errs)
 	}
 	if errs := volume.DefaultConfig().Validate(); len(errs) != 0 {
 		t.Fatalf("default config: %v", errs)

@@ -1,0 +1,26 @@
+// Package gen owns nhisentry's synthetic telemetry: a deterministic, seeded
+// generator of realistic non-human-identity traffic written in the real input
+// formats the ingest decoders read — Istio/Envoy JSON access logs with SPIFFE
+// peer URI SANs, Kong log-plugin JSON, single AWS CloudTrail records and
+// HashiCorp Vault audit-log entries — with labeled attack scenarios and
+// malformed records injected at known times.
+//
+// `nhisentry demo`, the integration tests and the benchmarks under bench/ use
+// it as their source of sample traffic. The same Config (seed included) always
+// yields byte-identical records in the same order, so runs and detection
+// quality reports are reproducible; whether attacks are injected does not
+// change the normal traffic around them.
+//
+// The population is a few hundred identities: mesh workloads
+// (spiffe://prod.example.org/ns/<ns>/sa/<name>), AWS roles in account
+// 111122223333, Kong API keys and Vault clients using Kubernetes auth. Each
+// has a log-normal base rate, a seasonal profile and a small fixed repertoire
+// (peers and routes, AWS actions and resources, secret paths), fixed source
+// networks and user agents, and rare normal failures, so that detectors meet
+// both a learnable baseline and the noise a real one has.
+//
+// Record.Key is the canonical identity id of SPEC §2 that the record names
+// (the caller for mesh logs; k8s:sa/default/<ns>/<name> for Vault clients,
+// "default" being the Vault decoder's default cluster name), so
+// one identity stays on one Kafka partition.
+package gen
