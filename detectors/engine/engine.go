@@ -58,6 +58,17 @@ type Engine struct {
 	metrics  *metrics
 	emitted  suppressor
 	findings []schemas.Finding
+	// next is, per topic partition, the offset after the last record whose
+	// events the baselines have learned. A consumer-group rebalance redelivers
+	// records that were processed but not yet committed; learning them twice
+	// would double their counts, so they are stored again (harmlessly) but not
+	// detected or learned again.
+	next map[partition]int64
+}
+
+type partition struct {
+	topic string
+	id    int
 }
 
 // New builds an engine.
@@ -77,7 +88,10 @@ func New(opts Options) *Engine {
 	if opts.SuppressIDs <= 0 {
 		opts.SuppressIDs = 1_000_000
 	}
-	return &Engine{opts: opts, metrics: newMetrics(opts.Registerer), emitted: newSuppressor(opts.SuppressIDs)}
+	return &Engine{
+		opts: opts, metrics: newMetrics(opts.Registerer), emitted: newSuppressor(opts.SuppressIDs),
+		next: map[partition]int64{},
+	}
 }
 
 // Detect runs the detectors over events and updates the baselines. It returns
@@ -88,8 +102,19 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 	out := e.findings[:0]
 	c := e.opts.Cache
 	c.Lock()
+	// Events of one record share its offset, so the bound is the one from
+	// before this batch, raised only after the whole batch.
+	high := map[partition]int64{}
 	for i := range events {
 		ev := &events[i]
+		if ev.Provenance.Topic != "" {
+			tp := partition{ev.Provenance.Topic, ev.Provenance.Partition}
+			if next, ok := e.next[tp]; ok && ev.Provenance.Offset < next {
+				e.metrics.replayed.Inc()
+				continue
+			}
+			high[tp] = max(high[tp], ev.Provenance.Offset+1)
+		}
 		p := c.Get(ev.Identity)
 		in := detectors.NewInput(p, ev, e.opts.Learning, now)
 		for _, d := range e.opts.Detectors {
@@ -108,6 +133,9 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 		p.Observe(ev)
 	}
 	c.Unlock()
+	for tp, n := range high {
+		e.next[tp] = max(e.next[tp], n)
+	}
 	e.findings = out
 	for i := range out {
 		e.metrics.findings.WithLabelValues(out[i].Detector, string(out[i].Severity)).Inc()

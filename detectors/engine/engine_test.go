@@ -106,3 +106,42 @@ func TestHandleGivesUpWhenContextEnds(t *testing.T) {
 		t.Fatalf("events stored although findings were not: %v", order)
 	}
 }
+
+// countEvents raises one finding per event with a distinct id, so the
+// number of findings is the number of events detected.
+type countEvents struct{}
+
+func (countEvents) Name() string { return "count" }
+func (countEvents) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.Finding {
+	return append(dst, schemas.Finding{ID: in.Event.ID, Detector: "count", Identity: in.Event.Identity})
+}
+
+func TestRedeliveredRecordsAreNotLearnedTwice(t *testing.T) {
+	cache := baseline.NewCache()
+	e := engine.New(engine.Options{Cache: cache, Detectors: []detectors.Detector{countEvents{}}})
+	now := time.Date(2026, 11, 9, 14, 0, 0, 0, time.UTC)
+	at := func(offset int64, id string) schemas.Event {
+		ev := detectortest.Event(now.Add(time.Duration(offset)*time.Second), "a", "10.0.0.1")
+		ev.ID = id
+		ev.Provenance = schemas.Provenance{Topic: "t", Partition: 0, Offset: offset}
+		return ev
+	}
+	// Offset 1 is a file of two records: both events share the offset.
+	first := []schemas.Event{at(0, "a"), at(1, "b1"), at(1, "b2")}
+	if got := len(e.Detect(first)); got != 3 {
+		t.Fatalf("first batch: %d detected, want 3", got)
+	}
+	// A rebalance redelivers offsets 1 and 2 before offset 3 is new.
+	again := []schemas.Event{at(1, "b1"), at(1, "b2"), at(2, "c"), at(3, "d")}
+	cache.Lock()
+	before := cache.Get(detectortest.Identity).Events
+	cache.Unlock()
+	if got := len(e.Detect(again)); got != 2 {
+		t.Fatalf("redelivered batch: %d detected, want 2 (offsets 2 and 3)", got)
+	}
+	cache.Lock()
+	defer cache.Unlock()
+	if n := cache.Get(detectortest.Identity).Events - before; n != 2 {
+		t.Fatalf("baseline learned %d events from the redelivery, want 2", n)
+	}
+}

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	findings      *prometheus.CounterVec
 	writeErrors   *prometheus.CounterVec
+	replayed      prometheus.Counter
 	detectSeconds prometheus.Histogram
 	storeSeconds  prometheus.Histogram
 }
@@ -19,6 +20,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "nhi_engine_write_errors_total",
 			Help: "Failed writes of findings or events (each is retried), by target.",
 		}, []string{"target"}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nhi_engine_replayed_events_total",
+			Help: "Events redelivered after a rebalance that the baselines had already learned; stored again, not re-detected.",
+		}),
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "nhi_detect_batch_duration_seconds",
 			Help:    "Time to run all detectors over one batch.",
@@ -31,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.findings, m.writeErrors, m.detectSeconds, m.storeSeconds)
+		reg.MustRegister(m.findings, m.writeErrors, m.replayed, m.detectSeconds, m.storeSeconds)
 	}
 	return m
 }

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/nhisentry/nhisentry/baseline/chstore"
+	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/novelty"
+	"github.com/nhisentry/nhisentry/detectors/volume"
+	"github.com/nhisentry/nhisentry/ingest/formats"
+)
+
+// Config is the whole configuration file. Every field has a default, and
+// environment variables (listed in envOverrides) override the file.
+type Config struct {
+	Kafka      KafkaConfig    `yaml:"kafka"`
+	ClickHouse chstore.Config `yaml:"clickhouse"`
+	Detect     DetectConfig   `yaml:"detect"`
+	Pipeline   PipelineConfig `yaml:"pipeline"`
+	HTTP       HTTPConfig     `yaml:"http"`
+	Log        LogConfig      `yaml:"log"`
+}
+
+// KafkaConfig says where records come from and where results go.
+type KafkaConfig struct {
+	Brokers         []string      `yaml:"brokers"`
+	GroupID         string        `yaml:"group_id"`
+	Inputs          []InputConfig `yaml:"inputs"`
+	FindingsTopic   string        `yaml:"findings_topic"`
+	DeadLetterTopic string        `yaml:"dead_letter_topic"`
+	// StartFrom is where a new consumer group starts: earliest or latest.
+	StartFrom string        `yaml:"start_from"`
+	BatchSize int           `yaml:"batch_size"`
+	Linger    time.Duration `yaml:"linger"`
+}
+
+// InputConfig names an input topic and the format of its records.
+type InputConfig struct {
+	Topic  string `yaml:"topic"`
+	Format string `yaml:"format"`
+}
+
+// DetectConfig tunes the detectors and names the rule files.
+type DetectConfig struct {
+	Learning detectors.Learning `yaml:"learning"`
+	NewValue novelty.Config     `yaml:"new_value"`
+	Volume   volume.Config      `yaml:"volume"`
+	Rules    []string           `yaml:"rules"`
+	// RuleCostLimit bounds each CEL evaluation; 0 uses the engine default.
+	RuleCostLimit uint64 `yaml:"rule_cost_limit"`
+}
+
+// PipelineConfig bounds the processing loop.
+type PipelineConfig struct {
+	MaxRecordBytes int           `yaml:"max_record_bytes"`
+	DrainTimeout   time.Duration `yaml:"drain_timeout"`
+}
+
+// HTTPConfig is the metrics and health endpoint.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig sets the structured log output.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+func defaultConfig() Config {
+	return Config{
+		Kafka: KafkaConfig{
+			GroupID: "nhisentry", FindingsTopic: "nhi.findings", DeadLetterTopic: "nhi.deadletter",
+			StartFrom: "earliest", BatchSize: 5000, Linger: 50 * time.Millisecond,
+		},
+		ClickHouse: chstore.Config{Addr: "127.0.0.1:19000", Database: "nhisentry", Username: "default", DialTimeout: 5 * time.Second},
+		Detect: DetectConfig{
+			Learning: detectors.DefaultLearning,
+			NewValue: novelty.DefaultConfig(),
+			Volume:   volume.DefaultConfig(),
+		},
+		Pipeline: PipelineConfig{MaxRecordBytes: 1 << 20, DrainTimeout: 30 * time.Second},
+		HTTP:     HTTPConfig{Listen: "127.0.0.1:9464"},
+		Log:      LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// envOverrides maps environment variables onto configuration fields. Secrets
+// belong here or in *_FILE variables, never in the file.
+var envOverrides = []struct {
+	name string
+	set  func(*Config, string) error
+}{
+	{"NHI_KAFKA_BROKERS", func(c *Config, v string) error { c.Kafka.Brokers = strings.Split(v, ","); return nil }},
+	{"NHI_KAFKA_GROUP_ID", func(c *Config, v string) error { c.Kafka.GroupID = v; return nil }},
+	{"NHI_CLICKHOUSE_ADDR", func(c *Config, v string) error { c.ClickHouse.Addr = v; return nil }},
+	{"NHI_CLICKHOUSE_DATABASE", func(c *Config, v string) error { c.ClickHouse.Database = v; return nil }},
+	{"NHI_CLICKHOUSE_USERNAME", func(c *Config, v string) error { c.ClickHouse.Username = v; return nil }},
+	{"NHI_CLICKHOUSE_PASSWORD", func(c *Config, v string) error { c.ClickHouse.Password = v; return nil }},
+	{"NHI_CLICKHOUSE_PASSWORD_FILE", func(c *Config, v string) error {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return fmt.Errorf("NHI_CLICKHOUSE_PASSWORD_FILE: %w", err)
+		}
+		c.ClickHouse.Password = strings.TrimSpace(string(b))
+		return nil
+	}},
+	{"NHI_HTTP_LISTEN", func(c *Config, v string) error { c.HTTP.Listen = v; return nil }},
+	{"NHI_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+}
+
+// loadConfig reads path, applies the environment and validates everything,
+// returning every problem at once.
+func loadConfig(path string) (Config, error) {
+	cfg, errs := readConfig(path)
+	errs = append(errs, cfg.validate()...)
+	return cfg, configErrors(path, errs)
+}
+
+// readConfig reads path ("" means defaults only) and applies the environment
+// without validating.
+func readConfig(path string) (Config, []error) {
+	cfg := defaultConfig()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, []error{err}
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, []error{err}
+		}
+	}
+	var errs []error
+	for _, o := range envOverrides {
+		if v, ok := os.LookupEnv(o.name); ok {
+			if err := o.set(&cfg, v); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return cfg, errs
+}
+
+func configErrors(path string, errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration%s:\n%w", inFile(path), errors.Join(errs...))
+}
+
+func inFile(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " in " + path
+}
+
+// validate lists every problem, each named by its YAML path.
+func (c *Config) validate() []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "at least one broker address is required")
+	}
+	if c.Kafka.GroupID == "" {
+		bad("kafka.group_id", "required")
+	}
+	if len(c.Kafka.Inputs) == 0 {
+		bad("kafka.inputs", "at least one input topic is required")
+	}
+	seen := map[string]bool{}
+	for i, in := range c.Kafka.Inputs {
+		field := fmt.Sprintf("kafka.inputs[%d]", i)
+		if in.Topic == "" {
+			bad(field+".topic", "required")
+		} else if seen[in.Topic] {
+			bad(field+".topic", "topic %q is listed twice", in.Topic)
+		}
+		seen[in.Topic] = true
+		if _, err := formats.ByName(in.Format); err != nil {
+			bad(field+".format", "%v", err)
+		}
+	}
+	for _, t := range []struct{ field, topic string }{
+		{"kafka.findings_topic", c.Kafka.FindingsTopic}, {"kafka.dead_letter_topic", c.Kafka.DeadLetterTopic},
+	} {
+		if t.topic == "" {
+			bad(t.field, "required")
+		} else if seen[t.topic] {
+			bad(t.field, "topic %q is also an input", t.topic)
+		}
+	}
+	if c.Kafka.StartFrom != "earliest" && c.Kafka.StartFrom != "latest" {
+		bad("kafka.start_from", "want earliest or latest, got %q", c.Kafka.StartFrom)
+	}
+	if c.Kafka.BatchSize <= 0 {
+		bad("kafka.batch_size", "must be positive")
+	}
+	if c.ClickHouse.Addr == "" {
+		bad("clickhouse.addr", "required")
+	}
+	if c.ClickHouse.Database == "" {
+		bad("clickhouse.database", "required")
+	}
+	for _, err := range c.Detect.NewValue.Validate() {
+		bad("detect.new_value", "%v", err)
+	}
+	for _, err := range c.Detect.Volume.Validate() {
+		bad("detect.volume", "%v", err)
+	}
+	for i, r := range c.Detect.Rules {
+		if _, err := os.Stat(r); err != nil {
+			bad(fmt.Sprintf("detect.rules[%d]", i), "%v", err)
+		}
+	}
+	if c.Pipeline.MaxRecordBytes <= 0 {
+		bad("pipeline.max_record_bytes", "must be positive")
+	}
+	if c.Log.Level != "" {
+		if _, err := parseLevel(c.Log.Level); err != nil {
+			bad("log.level", "%v", err)
+		}
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	return errs
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExampleConfigIsValid(t *testing.T) {
+	t.Chdir("../..") // the example names the rule pack relative to the checkout
+	cfg, err := loadConfig("deploy/config/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Kafka.Inputs) != 4 || cfg.ClickHouse.Database != "nhisentry" {
+		t.Fatalf("unexpected config: %+v", cfg)
+	}
+}
+
+func TestConfigErrorsAreListedTogether(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{
+			name: "everything wrong at once",
+			yaml: `
+kafka:
+  inputs:
+    - {topic: a, format: nope}
+    - {topic: a, format: kong}
+  start_from: middle
+  findings_topic: a
+clickhouse: {addr: ""}
+detect:
+  volume: {z: -1, ratio: 3, min_count: 30, min_hours: 24}
+  rules: [missing.yaml]
+log: {level: loud}
+`,
+			want: []string{
+				"kafka.brokers: at least one broker",
+				`kafka.inputs[0].format: unknown format "nope"`,
+				`kafka.inputs[1].topic: topic "a" is listed twice`,
+				`kafka.findings_topic: topic "a" is also an input`,
+				"kafka.start_from: want earliest or latest",
+				"clickhouse.addr: required",
+				"detect.volume: z must be positive",
+				"detect.rules[0]:",
+				"log.level:",
+			},
+		},
+		{name: "unknown key", yaml: "kafka:\n  brokerz: [x]\n", want: []string{"field brokerz not found"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig(path)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvironmentOverridesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	secret := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(path, []byte("kafka:\n  brokers: [file:9092]\n  inputs: [{topic: t, format: kong}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NHI_KAFKA_BROKERS", "a:1,b:2")
+	t.Setenv("NHI_CLICKHOUSE_PASSWORD_FILE", secret)
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Kafka.Brokers, ",") != "a:1,b:2" || cfg.ClickHouse.Password != "s3cret" {
+		t.Fatalf("brokers %v password %q", cfg.Kafka.Brokers, cfg.ClickHouse.Password)
+	}
+}

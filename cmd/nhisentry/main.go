@@ -1,0 +1,172 @@
+// Command nhisentry is the behavioral analytics stream processor for
+// non-human identity telemetry. This package only wires the others together:
+// it reads the configuration, builds the pipeline and runs a subcommand.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nhisentry/nhisentry/baseline/chstore"
+	"github.com/nhisentry/nhisentry/schemas/migrations"
+)
+
+const usage = `nhisentry — behavioral analytics for non-human identities
+
+Usage:
+  nhisentry run --config FILE          consume Kafka, store in ClickHouse, detect, publish findings
+  nhisentry migrate [--config FILE] [--print-sql]
+                                       create or upgrade the ClickHouse schema
+  nhisentry demo [--identities N] [--days N]
+                                       the whole pipeline on this machine with an in-process
+                                       Kafka-protocol broker, generated telemetry and attacks
+  nhisentry version
+
+Environment overrides: NHI_KAFKA_BROKERS, NHI_KAFKA_GROUP_ID, NHI_CLICKHOUSE_ADDR,
+NHI_CLICKHOUSE_DATABASE, NHI_CLICKHOUSE_USERNAME, NHI_CLICKHOUSE_PASSWORD(_FILE),
+NHI_HTTP_LISTEN, NHI_LOG_LEVEL.
+`
+
+var version = "dev"
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "nhisentry: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:], stderr)
+	case "migrate":
+		return migrateCmd(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "nhisentry", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.Level) // validated with the configuration
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("run: --config FILE is required")
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	svc, err := newService(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	addr, err := svc.serveHTTP(ctx, cfg.HTTP.Listen)
+	if err != nil {
+		return err
+	}
+	go reloadRulesOnHUP(ctx, svc)
+	log.Info("nhisentry running", "http", addr, "inputs", len(cfg.Kafka.Inputs), "clickhouse", cfg.ClickHouse.Addr)
+	st, err := svc.run(ctx, nil)
+	log.Info("nhisentry stopped", "records", st.Records, "events", st.Events, "dead_letters", st.DeadLetters, "batches", st.Batches)
+	return err
+}
+
+// reloadRulesOnHUP reloads the rule files on SIGHUP; a broken file keeps the
+// rules that worked and the errors are logged.
+func reloadRulesOnHUP(ctx context.Context, svc *service) {
+	if svc.rules == nil {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := svc.rules.Reload(); err != nil {
+				svc.log.Error("rule reload failed; previous rules stay in force", "err", err)
+				continue
+			}
+			svc.log.Info("rules reloaded")
+		}
+	}
+}
+
+func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML); only the clickhouse section is used")
+	printSQL := fs.Bool("print-sql", false, "print the DDL instead of applying it (needs no server)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, errs := readConfig(*path)
+	if cfg.ClickHouse.Database == "" {
+		errs = append(errs, errors.New("clickhouse.database: required"))
+	}
+	if err := configErrors(*path, errs); err != nil {
+		return err
+	}
+	if *printSQL {
+		return migrations.PrintSQL(stdout, cfg.ClickHouse.Database)
+	}
+	log := newLogger(cfg.Log, stderr)
+	store, err := chstore.Open(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "database %s: %d migration(s) applied, schema up to date\n", cfg.ClickHouse.Database, len(applied))
+	return nil
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/baseline/chstore"
+	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/engine"
+	"github.com/nhisentry/nhisentry/detectors/novelty"
+	"github.com/nhisentry/nhisentry/detectors/rules"
+	"github.com/nhisentry/nhisentry/detectors/volume"
+	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/ingest/formats"
+	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
+	"github.com/nhisentry/nhisentry/response/kafkasink"
+)
+
+// service is the whole pipeline of `nhisentry run`: Kafka in, decoders,
+// ClickHouse, detectors and rules, findings out.
+type service struct {
+	cfg      Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	store    *chstore.Store
+	source   *kafkasrc.Source
+	dlq      *kafkasrc.DeadLetters
+	findings *kafkasink.Sink
+	engine   *engine.Engine
+	rules    *rules.Engine
+	decoders map[string]ingest.Decoder
+	ready    atomic.Bool
+}
+
+// newService connects to ClickHouse, applies the schema, loads the baselines
+// already stored and joins the consumer group. Nothing is consumed before the
+// baselines are loaded, so no stored history is mistaken for new.
+func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, error) {
+	s := &service{cfg: cfg, log: log, reg: prometheus.NewRegistry(), decoders: map[string]ingest.Decoder{}}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, in := range cfg.Kafka.Inputs {
+		d, err := formats.ByName(in.Format)
+		if err != nil {
+			return nil, err
+		}
+		s.decoders[in.Topic] = d
+	}
+	ruleErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nhi_rules_eval_errors_total", Help: "CEL rule evaluations that failed (cost limit, runtime error), by rule.",
+	}, []string{"rule"})
+	s.reg.MustRegister(ruleErrors)
+	dets := []detectors.Detector{novelty.New(cfg.Detect.NewValue), volume.New(cfg.Detect.Volume)}
+	if len(cfg.Detect.Rules) > 0 {
+		re, err := rules.NewEngine(rules.Options{
+			CostLimit: cfg.Detect.RuleCostLimit,
+			OnError: func(id string, err error) {
+				ruleErrors.WithLabelValues(id).Inc()
+				log.Warn("rule evaluation failed", "rule", id, "err", err)
+			},
+		}, cfg.Detect.Rules...)
+		if err != nil {
+			return nil, fmt.Errorf("load rules: %w", err)
+		}
+		s.rules = re
+		dets = append(dets, re)
+	}
+
+	store, err := chstore.Open(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
+	if _, err := store.Migrate(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	cache := baseline.NewCache()
+	start := time.Now()
+	if err := cache.Load(ctx, store); err != nil {
+		s.close()
+		return nil, err
+	}
+	log.Info("baselines loaded", "identities", cache.Len(), "took", time.Since(start).Round(time.Millisecond))
+
+	s.findings = kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.FindingsTopic)
+	s.dlq = kafkasrc.NewDeadLetters(cfg.Kafka.Brokers, cfg.Kafka.DeadLetterTopic)
+	s.engine = engine.New(engine.Options{
+		Cache: cache, Detectors: dets, Learning: cfg.Detect.Learning,
+		Events: store, Sinks: []engine.FindingSink{store, s.findings},
+		Logger: log, Registerer: s.reg,
+	})
+	topics := make([]string, 0, len(cfg.Kafka.Inputs))
+	for _, in := range cfg.Kafka.Inputs {
+		topics = append(topics, in.Topic)
+	}
+	s.source, err = kafkasrc.New(kafkasrc.Config{
+		Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.GroupID, Topics: topics,
+		BatchSize: cfg.Kafka.BatchSize, Linger: cfg.Kafka.Linger, StartFirst: cfg.Kafka.StartFrom == "earliest",
+	}, log, s.reg)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.ready.Store(true)
+	return s, nil
+}
+
+// run consumes until ctx is cancelled, then finishes the batch in flight.
+// onBatch, if not nil, sees the totals after every committed batch.
+func (s *service) run(ctx context.Context, onBatch func(ingest.Stats)) (ingest.Stats, error) {
+	return ingest.Run(ctx, ingest.RunOptions{
+		Source: s.source, Decoders: s.decoders, DeadLetter: s.dlq, Handler: s.engine,
+		Logger: s.log, Registerer: s.reg, OnBatch: onBatch,
+		MaxRecordBytes: s.cfg.Pipeline.MaxRecordBytes, DrainTimeout: s.cfg.Pipeline.DrainTimeout,
+	})
+}
+
+// close releases everything newService opened, in reverse order.
+func (s *service) close() {
+	s.ready.Store(false)
+	var closers []interface{ Close() error }
+	if s.source != nil {
+		closers = append(closers, s.source)
+	}
+	if s.dlq != nil {
+		closers = append(closers, s.dlq, s.findings)
+	}
+	if s.store != nil {
+		closers = append(closers, s.store)
+	}
+	for _, c := range closers {
+		if err := c.Close(); err != nil {
+			s.log.Warn("close", "err", err)
+		}
+	}
+}
+
+// serveHTTP serves /metrics, /healthz (the process is up) and /readyz (the
+// pipeline is consuming) until ctx ends.
+func (s *service) serveHTTP(ctx context.Context, addr string) (string, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("http listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	}()
+	return ln.Addr().String(), nil
+}
