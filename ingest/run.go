@@ -36,6 +36,9 @@ type RunOptions struct {
 	DrainTimeout time.Duration
 	// Now is the clock for ingest_time; nil means time.Now.
 	Now func() time.Time
+	// Backoff paces retries of dead-letter writes and commits; zero means
+	// DefaultBackoff.
+	Backoff Backoff
 	// OnBatch, if set, is called after each committed batch with the totals
 	// so far.
 	OnBatch func(Stats)
@@ -57,6 +60,9 @@ func Run(ctx context.Context, o RunOptions) (Stats, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Backoff.First <= 0 {
+		o.Backoff = DefaultBackoff
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 30 * time.Second
@@ -133,16 +139,18 @@ func (o *RunOptions) decode(batch []Record, events []schemas.Event, letters []De
 
 func (o *RunOptions) finish(ctx context.Context, batch []Record, events []schemas.Event, letters []DeadLetter) error {
 	if len(letters) > 0 {
-		if err := o.DeadLetter.WriteDeadLetters(ctx, letters); err != nil {
-			return fmt.Errorf("write %d dead letters: %w", len(letters), err)
+		err := Retry(ctx, o.Backoff, o.Logger, "dead letters", nil, func() error { return o.DeadLetter.WriteDeadLetters(ctx, letters) })
+		if err != nil {
+			return err
 		}
 	}
 	if err := o.Handler.Handle(ctx, events); err != nil {
 		return fmt.Errorf("handle batch of %d events: %w", len(events), err)
 	}
 	if err := o.Source.Commit(ctx, batch); err != nil {
-		// The batch is processed and stored; an uncommitted batch is only
-		// read again, and its deterministic ids make the replay invisible.
+		// Not retried: after a failed commit the group may have moved the
+		// partitions elsewhere. The batch is stored, so stopping only means it
+		// is read again, and its deterministic ids make the replay invisible.
 		return fmt.Errorf("commit %d records: %w", len(batch), err)
 	}
 	return nil

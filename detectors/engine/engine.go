@@ -8,8 +8,6 @@ package engine
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -44,9 +43,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// RetryBackoff is the first wait before retrying a failed write; it
-	// doubles up to MaxBackoff.
-	RetryBackoff, MaxBackoff time.Duration
+	// Backoff paces retries of failed writes; zero means
+	// ingest.DefaultBackoff.
+	Backoff ingest.Backoff
 	// SuppressIDs is how many emitted finding ids are remembered to drop
 	// repeats (a rule matching every event of a burst); default 1,000,000.
 	SuppressIDs int
@@ -79,11 +78,8 @@ func New(opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.RetryBackoff <= 0 {
-		opts.RetryBackoff = 100 * time.Millisecond
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 10 * time.Second
+	if opts.Backoff.First <= 0 {
+		opts.Backoff = ingest.DefaultBackoff
 	}
 	if opts.SuppressIDs <= 0 {
 		opts.SuppressIDs = 1_000_000
@@ -170,24 +166,8 @@ func (e *Engine) Handle(ctx context.Context, events []schemas.Event) error {
 }
 
 func (e *Engine) retry(ctx context.Context, what string, fn func() error) error {
-	wait := e.opts.RetryBackoff
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		e.metrics.writeErrors.WithLabelValues(what).Inc()
-		if ctx.Err() != nil {
-			return fmt.Errorf("write %s: %w", what, errors.Join(err, ctx.Err()))
-		}
-		e.opts.Logger.Error("write failed; retrying", "what", what, "attempt", attempt, "backoff", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("write %s: %w", what, errors.Join(err, ctx.Err()))
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, e.opts.MaxBackoff)
-	}
+	return ingest.Retry(ctx, e.opts.Backoff, e.opts.Logger, what,
+		func(error) { e.metrics.writeErrors.WithLabelValues(what).Inc() }, fn)
 }
 
 // suppressor remembers recently emitted ids in two generations: when the

@@ -12,6 +12,7 @@ import (
 	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/detectortest"
 	"github.com/nhisentry/nhisentry/detectors/engine"
+	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -59,7 +60,7 @@ func TestHandleStoresFindingsFirstAndSuppressesRepeats(t *testing.T) {
 	e := engine.New(engine.Options{
 		Cache: baseline.NewCache(), Detectors: []detectors.Detector{everyEvent{}},
 		Events: store, Sinks: []engine.FindingSink{sink},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RetryBackoff: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: ingest.Backoff{First: time.Millisecond, Max: time.Millisecond},
 	})
 	now := time.Date(2026, 11, 9, 14, 0, 0, 0, time.UTC)
 	batch := []schemas.Event{
@@ -94,7 +95,7 @@ func TestHandleGivesUpWhenContextEnds(t *testing.T) {
 	e := engine.New(engine.Options{
 		Cache: baseline.NewCache(), Detectors: []detectors.Detector{everyEvent{}},
 		Events: &recorder{log: &order}, Sinks: []engine.FindingSink{sink},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RetryBackoff: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: ingest.Backoff{First: time.Millisecond, Max: time.Millisecond},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nhisentry/nhisentry/ingest"
+)
+
+func TestMigratePrintSQLNeedsNoServer(t *testing.T) {
+	t.Setenv("NHI_CLICKHOUSE_ADDR", "127.0.0.1:1") // nothing listens there
+	var out, errOut bytes.Buffer
+	if err := run([]string{"migrate", "--print-sql"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"CREATE DATABASE IF NOT EXISTS nhisentry;", "CREATE TABLE IF NOT EXISTS nhisentry.events", "CREATE TABLE IF NOT EXISTS nhisentry.findings"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--print-sql lacks %q", want)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"run"}} {
+		if err := run(args, io.Discard, io.Discard); err == nil {
+			t.Errorf("%v: want an error", args)
+		}
+	}
+}
+
+// TestMetricsAndHealth scrapes a running service's endpoints.
+func TestMetricsAndHealth(t *testing.T) {
+	brokers := startBroker(t)
+	cfg := pipelineConfig(t, brokers, "http")
+	svc := newTestService(t, cfg)
+	defer svc.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := svc.serveHTTP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.run(ctx, func(ingest.Stats) {})
+		done <- err
+	}()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz: %d", code)
+	}
+	code, body := get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, name := range []string{
+		"nhi_ingest_consumer_lag", "nhi_ingest_batch_duration_seconds", "nhi_detect_batch_duration_seconds",
+		"nhi_engine_replayed_events_total", "go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after cancel: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop after cancel")
+	}
+}
