@@ -16,7 +16,6 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 dir="$root/.local/clickhouse"
 tcp_port=${NHI_CH_TCP_PORT:-19000}
 http_port=${NHI_CH_HTTP_PORT:-18123}
-pidfile="$dir/clickhouse.pid"
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -113,8 +112,8 @@ start() {
 	write_config
 	local bin
 	bin=$(server_bin)
-	# Started detached so it outlives this script; the pid file lets stop find it.
-	(cd "$dir" && setsid "$bin" --config-file="$dir/config.xml" --pid-file="$pidfile" \
+	# Started detached so it outlives this script.
+	(cd "$dir" && setsid "$bin" --config-file="$dir/config.xml" \
 		>"$dir/log/stdout.log" 2>&1 </dev/null &)
 	for _ in $(seq 1 120); do
 		if ready; then
@@ -129,11 +128,17 @@ start() {
 }
 
 stop() {
-	if [ -f "$pidfile" ]; then
-		kill "$(cat "$pidfile")" 2>/dev/null || true
-		for _ in $(seq 1 60); do ready || break; sleep 0.5; done
-		rm -f "$pidfile"
-	fi
+	# Found by its configuration path, so only this checkout's server stops.
+	local pids
+	pids=$(pgrep -f -- "--config-file=$dir/config.xml" || true)
+	[ -n "$pids" ] || return 0
+	kill $pids 2>/dev/null || true
+	for _ in $(seq 1 60); do
+		pgrep -f -- "--config-file=$dir/config.xml" >/dev/null || return 0
+		sleep 0.5
+	done
+	echo "clickhouse: still running after 30 s" >&2
+	exit 1
 }
 
 case "${1:-}" in
