@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,12 +21,14 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.ndjson")
 
-// Inputs returns the lines of every testdata/*.ndjson and testdata/*.log
-// input file (golden files excluded), by path.
+// Inputs returns the records of every testdata input file (golden files
+// excluded), by path: one per line of *.ndjson and *.log files, one per JSON
+// document of *.json files (which may be pretty-printed), and the whole of a
+// *.jwt file.
 func Inputs(t testing.TB) map[string][][]byte {
 	t.Helper()
 	var paths []string
-	for _, glob := range []string{"testdata/*.ndjson", "testdata/*.log"} {
+	for _, glob := range []string{"testdata/*.ndjson", "testdata/*.log", "testdata/*.json", "testdata/*.jwt"} {
 		p, err := filepath.Glob(glob)
 		if err != nil {
 			t.Fatal(err)
@@ -40,6 +43,23 @@ func Inputs(t testing.TB) map[string][][]byte {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
+		}
+		switch filepath.Ext(p) {
+		case ".json":
+			dec := json.NewDecoder(bytes.NewReader(b))
+			for {
+				var doc json.RawMessage
+				if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+					break
+				} else if err != nil {
+					t.Fatalf("%s: %v", p, err)
+				}
+				out[p] = append(out[p], doc)
+			}
+			continue
+		case ".jwt":
+			out[p] = append(out[p], bytes.TrimSpace(b))
+			continue
 		}
 		for line := range bytes.Lines(b) {
 			if line = bytes.TrimRight(line, "\r\n"); len(line) > 0 {
@@ -84,7 +104,7 @@ func Golden(t *testing.T, d ingest.Decoder) {
 					writeJSON(t, &got, ev)
 				}
 			}
-			golden := strings.TrimSuffix(strings.TrimSuffix(path, ".ndjson"), ".log") + ".golden.ndjson"
+			golden := strings.TrimSuffix(path, filepath.Ext(path)) + ".golden.ndjson"
 			if *update {
 				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
 					t.Fatal(err)
