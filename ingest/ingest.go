@@ -42,6 +42,7 @@ const (
 	ReasonBadField      = "bad_field"
 	ReasonNotAnEvent    = "not_an_event"
 	ReasonUnknownFormat = "unknown_format"
+	ReasonCompression   = "bad_compression"
 )
 
 // DecodeError says why a record could not be decoded.

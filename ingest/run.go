@@ -25,6 +25,8 @@ type RunOptions struct {
 	Source     Source
 	Decoders   map[string]Decoder // by topic
 	DeadLetter DeadLetterWriter
+	// Linker, if set, links credentials to identities across the stream.
+	Linker     *Linker
 	Handler    Handler
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil registers nothing
@@ -85,6 +87,9 @@ func Run(ctx context.Context, o RunOptions) (Stats, error) {
 		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.DrainTimeout)
 		start := time.Now()
 		events, letters = o.decode(batch, events[:0], letters[:0], m)
+		if o.Linker != nil {
+			o.Linker.Apply(events)
+		}
 		err = o.finish(work, batch, events, letters)
 		cancel()
 		if err != nil {
@@ -114,9 +119,17 @@ func (o *RunOptions) decode(batch []Record, events []schemas.Event, letters []De
 		case o.MaxRecordBytes > 0 && len(rec.Value) > o.MaxRecordBytes:
 			derr = Errorf(dec.Format(), ReasonTooLarge, "record of %d bytes exceeds the limit of %d", len(rec.Value), o.MaxRecordBytes)
 		default:
+			value, gerr := Gunzip(rec.Value, DefaultMaxInflatedBytes)
+			if gerr != nil {
+				gerr.Format = dec.Format()
+				derr = gerr
+				break
+			}
+			inflated := rec
+			inflated.Value = value
 			n := len(events)
 			var err error
-			events, err = dec.Decode(events, rec)
+			events, err = dec.Decode(events, inflated)
 			if err != nil {
 				events = events[:n]
 				derr = AsDecodeError(dec.Format(), err)

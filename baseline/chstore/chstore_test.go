@@ -109,3 +109,24 @@ func TestLoadSeedsRebuildsProfiles(t *testing.T) {
 		t.Errorf("hourly mean = %v over %d hours, want 15 over 2", mean, hours)
 	}
 }
+
+func TestLoadIssuancesKeepsTheLatest(t *testing.T) {
+	s := chstoretest.Open(t)
+	ctx := context.Background()
+	base := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	evs := testEvents(6, base)[:3]
+	evs[0].Issuance = &schemas.Issuance{Credential: "ASIAX", Subject: "aws:role/123/old", TTLSeconds: 60}
+	evs[1].Issuance = &schemas.Issuance{Credential: "ASIAX", Subject: "aws:role/123/new", TTLSeconds: 3600, Issuer: "aws:sts"}
+	evs[2].Issuance = nil
+	if err := s.WriteEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	var got []schemas.Event
+	if err := s.LoadIssuances(ctx, func(ev *schemas.Event) { got = append(got, *ev) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Issuance.Subject != "aws:role/123/new" || got[0].Issuance.TTLSeconds != 3600 ||
+		!got[0].Time.Equal(base.Add(time.Minute).Truncate(time.Second)) || got[0].Issuance.Issuer != "aws:sts" {
+		t.Fatalf("got %+v", got)
+	}
+}

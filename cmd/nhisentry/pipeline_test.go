@@ -239,7 +239,7 @@ func TestPipelineEndToEndSurvivesRestarts(t *testing.T) {
 		var err error
 		crashed, err = ingest.Run(ctx, ingest.RunOptions{
 			Source: &failingCommit{Source: svc.source, after: 2}, Decoders: svc.decoders,
-			DeadLetter: svc.dlq, Handler: svc.engine, Logger: quietLog(), MaxRecordBytes: testMaxRecordBytes,
+			DeadLetter: svc.dlq, Linker: svc.linker, Handler: svc.engine, Logger: quietLog(), MaxRecordBytes: testMaxRecordBytes,
 		})
 		if !errors.Is(err, errCrash) {
 			t.Fatalf("crash run: got %v, want the simulated crash", err)

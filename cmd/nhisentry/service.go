@@ -25,6 +25,7 @@ import (
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
 	"github.com/nhisentry/nhisentry/response/kafkasink"
+	"github.com/nhisentry/nhisentry/schemas"
 )
 
 // service is the whole pipeline of `nhisentry run`: Kafka in, decoders,
@@ -40,6 +41,7 @@ type service struct {
 	engine   *engine.Engine
 	rules    *rules.Engine
 	decoders map[string]ingest.Decoder
+	linker   *ingest.Linker
 	ready    atomic.Bool
 }
 
@@ -92,6 +94,17 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 		return nil, err
 	}
 	log.Info("baselines loaded", "identities", cache.Len(), "took", time.Since(start).Round(time.Millisecond))
+	s.linker = ingest.NewLinker(0)
+	err = store.LoadIssuances(ctx, func(ev *schemas.Event) {
+		if k, ok := ingest.LinkOf(ev); ok {
+			s.linker.Add(k)
+		}
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	log.Info("credential links loaded", "credentials", s.linker.Len())
 
 	s.findings = kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.FindingsTopic)
 	s.dlq = kafkasrc.NewDeadLetters(cfg.Kafka.Brokers, cfg.Kafka.DeadLetterTopic)
@@ -120,7 +133,7 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 // onBatch, if not nil, sees the totals after every committed batch.
 func (s *service) run(ctx context.Context, onBatch func(ingest.Stats)) (ingest.Stats, error) {
 	return ingest.Run(ctx, ingest.RunOptions{
-		Source: s.source, Decoders: s.decoders, DeadLetter: s.dlq, Handler: s.engine,
+		Source: s.source, Decoders: s.decoders, DeadLetter: s.dlq, Linker: s.linker, Handler: s.engine,
 		Logger: s.log, Registerer: s.reg, OnBatch: onBatch,
 		MaxRecordBytes: s.cfg.Pipeline.MaxRecordBytes, DrainTimeout: s.cfg.Pipeline.DrainTimeout,
 	})

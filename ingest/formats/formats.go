@@ -22,16 +22,20 @@ func Builtin() []ingest.Decoder {
 	}
 }
 
-// ByName returns a new built-in decoder for the format name, or an error
-// that lists the valid names.
+// ByName returns a new built-in decoder for the format name ("auto" detects
+// the format of each record), or an error that lists the valid names.
 func ByName(name string) (ingest.Decoder, error) {
 	all := Builtin()
-	names := make([]string, 0, len(all))
+	if name == FormatAuto {
+		return NewAuto(all), nil
+	}
+	names := make([]string, 0, len(all)+1)
 	for _, d := range all {
 		if d.Format() == name {
 			return d, nil
 		}
 		names = append(names, d.Format())
 	}
+	names = append(names, FormatAuto)
 	return nil, fmt.Errorf("unknown format %q: valid formats are %s", name, strings.Join(names, ", "))
 }
