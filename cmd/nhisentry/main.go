@@ -27,6 +27,9 @@ Usage:
   nhisentry demo [--identities N] [--days N]
                                        the whole pipeline on this machine with an in-process
                                        Kafka-protocol broker, generated telemetry and attacks
+  nhisentry decode [--format F] [--dead-letters FILE] FILE...|-
+                                       print normalized events as NDJSON (plain, gzip,
+                                       {"Records":[…]}, pretty JSON); a summary on stderr
   nhisentry version
 
 Environment overrides: NHI_KAFKA_BROKERS, NHI_KAFKA_GROUP_ID, NHI_CLICKHOUSE_ADDR,
@@ -57,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return migrateCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "decode":
+		return decodeCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "nhisentry", version)
 		return nil

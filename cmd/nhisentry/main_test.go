@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/schemas"
 )
 
 func TestMigratePrintSQLNeedsNoServer(t *testing.T) {
@@ -86,5 +91,57 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not stop after cancel")
+	}
+}
+
+func TestDecodeCommand(t *testing.T) {
+	raw, err := os.ReadFile("testdata/mixed.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	zw.Write(raw)
+	zw.Close()
+	dl := filepath.Join(t.TempDir(), "dead.ndjson")
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		stdin []byte
+	}{
+		{"file", []string{"decode", "--dead-letters", dl, "testdata/mixed.ndjson"}, nil},
+		{"gzip on stdin", []string{"decode", "--dead-letters", dl, "-"}, zipped.Bytes()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if err := decodeCmd(tc.args[1:], bytes.NewReader(tc.stdin), &out, &errOut); err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for line := range bytes.Lines(out.Bytes()) {
+				var ev schemas.Event
+				if err := json.Unmarshal(line, &ev); err != nil {
+					t.Fatalf("stdout is not NDJSON events: %v", err)
+				}
+				ids = append(ids, ev.Source.Format+":"+ev.Identity.ID)
+			}
+			// two CloudTrail records, one Kong record, one Vault response
+			// (its request entry is not an event), one bad line.
+			if len(ids) != 4 {
+				t.Fatalf("events %v, want 4", ids)
+			}
+			for _, want := range []string{"cloudtrail", "kong", "vault_audit", "unknown_format=1"} {
+				if !strings.Contains(errOut.String(), want) {
+					t.Errorf("summary lacks %q:\n%s", want, errOut.String())
+				}
+			}
+			b, err := os.ReadFile(dl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), `"raw":"this is not a log record"`) || !strings.Contains(string(b), `"record":6`) {
+				t.Errorf("dead letters file: %s", b)
+			}
+		})
 	}
 }

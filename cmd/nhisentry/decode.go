@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"unicode/utf8"
+
+	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/ingest/formats"
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+// decodeTally counts what one format did.
+type decodeTally struct {
+	records, events int
+	reasons         map[string]int
+}
+
+// decodeCmd prints the normalized events of files as NDJSON on stdout and a
+// per-format summary on stderr; with --dead-letters, what could not be
+// decoded goes to that file with the reason and the original bytes.
+func decodeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	format := fs.String("format", formats.FormatAuto, "input format, or auto to detect it per record")
+	dlPath := fs.String("dead-letters", "", "write records that cannot be decoded to this file as NDJSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		return errors.New("decode: name one or more files, or - for standard input")
+	}
+	dec, err := formats.ByName(*format)
+	if err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	var dl *json.Encoder
+	if *dlPath != "" {
+		f, err := os.Create(*dlPath)
+		if err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		defer f.Close()
+		dl = json.NewEncoder(f)
+	}
+	out := bufio.NewWriterSize(stdout, 256<<10)
+	defer out.Flush()
+	enc := json.NewEncoder(out)
+	linker := ingest.NewLinker(0)
+	tallies := map[string]*decodeTally{}
+	tally := func(f string) *decodeTally {
+		if tallies[f] == nil {
+			tallies[f] = &decodeTally{reasons: map[string]int{}}
+		}
+		return tallies[f]
+	}
+	var events []schemas.Event
+	for _, name := range files {
+		r, closeFn, err := openInput(name, stdin)
+		if err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		err = ingest.ReadRecords(r, name, func(rec ingest.Record) error {
+			events, err = dec.Decode(events[:0], rec)
+			if err != nil {
+				de := ingest.AsDecodeError(dec.Format(), err)
+				t := tally(de.Format)
+				t.records++
+				t.reasons[de.Reason]++
+				if dl != nil {
+					return dl.Encode(deadLetterJSON(rec, de))
+				}
+				return nil
+			}
+			linker.Apply(events)
+			if len(events) > 0 {
+				t := tally(events[0].Source.Format)
+				t.records++
+				t.events += len(events)
+			} else {
+				tally(formatOf(dec, rec.Value)).records++ // valid but not an event (a Vault request entry)
+			}
+			for i := range events {
+				events[i].Provenance = schemas.Provenance{Topic: rec.Topic, Offset: rec.Offset}
+				if err := enc.Encode(&events[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		closeFn()
+		if err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+	}
+	printDecodeSummary(stderr, tallies)
+	return nil
+}
+
+// formatOf names the format dec applies to raw: the detected one under auto.
+func formatOf(dec ingest.Decoder, raw []byte) string {
+	if a, ok := dec.(*formats.Auto); ok {
+		if d := a.Detect(raw); d != nil {
+			return d.Format()
+		}
+	}
+	return dec.Format()
+}
+
+func openInput(name string, stdin io.Reader) (io.Reader, func(), error) {
+	if name == "-" {
+		return stdin, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// deadLetterJSON is the form of a dead letter in the --dead-letters file:
+// the raw bytes as text when they are valid UTF-8, else base64.
+func deadLetterJSON(rec ingest.Record, de *ingest.DecodeError) map[string]any {
+	m := map[string]any{
+		"file": rec.Topic, "record": rec.Offset, "format": de.Format, "reason": de.Reason, "detail": de.Detail,
+	}
+	if utf8.Valid(rec.Value) {
+		m["raw"] = string(rec.Value)
+	} else {
+		m["raw_base64"] = base64.StdEncoding.EncodeToString(rec.Value)
+	}
+	return m
+}
+
+func printDecodeSummary(w io.Writer, tallies map[string]*decodeTally) {
+	names := make([]string, 0, len(tallies))
+	for f := range tallies {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FORMAT\tRECORDS\tEVENTS\tDEAD-LETTERED\tREASONS")
+	for _, f := range names {
+		t := tallies[f]
+		dead := 0
+		var reasons []string
+		for r, n := range t.reasons {
+			dead += n
+			reasons = append(reasons, fmt.Sprintf("%s=%d", r, n))
+		}
+		sort.Strings(reasons)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", f, t.records, t.events, dead, strings.Join(reasons, ","))
+	}
+	tw.Flush()
+}
