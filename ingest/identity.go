@@ -12,10 +12,13 @@ import (
 )
 
 // Limits every JSON decoder enforces unless configured otherwise (SPEC §2:
-// limits on message size and nesting depth).
+// limits on message size, nesting depth and field counts).
 const (
 	DefaultMaxRecordBytes = 1 << 20
 	DefaultMaxDepth       = 64
+	// MaxFields bounds the number of values (members and elements) in one
+	// JSON record.
+	MaxFields = 100_000
 )
 
 // AWSIdentity resolves an AWS principal ARN to its canonical identity. The
@@ -320,11 +323,13 @@ var plain = func() (t [256]bool) {
 // rejects what the parser would accept but nhisentry must not: invalid UTF-8
 // (goccy/go-json, like encoding/json, silently replaces it with U+FFFD, so
 // two different records would normalize to the same identity) and nesting
-// deeper than maxDepth (a cheap way to exhaust a recursive decoder). It does
+// deeper than maxDepth (a cheap way to exhaust a recursive decoder), and more
+// than MaxFields values (a record of a million tiny members costs the parser
+// and every later stage far more than its bytes suggest). It does
 // not validate the JSON grammar; the parser does that next. The returned
 // error has an empty Format, which the caller fills in.
 func CheckJSON(raw []byte, maxDepth int) *DecodeError {
-	depth := 0
+	depth, fields := 0, 0
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		switch {
@@ -362,6 +367,11 @@ func CheckJSON(raw []byte, maxDepth int) *DecodeError {
 			i++
 		case c == '}' || c == ']':
 			depth--
+			i++
+		case c == ',':
+			if fields++; fields >= MaxFields {
+				return &DecodeError{Reason: ReasonTooManyFields, Detail: fmt.Sprintf("more than %d values at byte %d", MaxFields, i)}
+			}
 			i++
 		case c >= utf8.RuneSelf:
 			// Not valid JSON outside a string either, but report the more

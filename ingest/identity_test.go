@@ -191,6 +191,9 @@ func TestCheckJSON(t *testing.T) {
 		{"escape at the very end", `{"a":"\`, ""},
 		{"truncated JSON is the parser's business", `{"a":"b`, ""},
 		{"empty", "", ""},
+		{"one value too many", "[" + strings.Repeat("1,", MaxFields) + "1]", ReasonTooManyFields},
+		{"values at the limit", "[" + strings.Repeat("1,", MaxFields-1) + "1]", ""},
+		{"commas inside strings do not count", `{"a":"` + strings.Repeat(",", MaxFields) + `"}`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,6 +38,7 @@ const (
 	ReasonInvalidJSON   = "invalid_json"
 	ReasonInvalidUTF8   = "invalid_utf8"
 	ReasonTooDeep       = "too_deep"
+	ReasonTooManyFields = "too_many_fields"
 	ReasonMissingField  = "missing_field"
 	ReasonBadField      = "bad_field"
 	ReasonNotAnEvent    = "not_an_event"
