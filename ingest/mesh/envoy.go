@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 	"time"
@@ -47,10 +48,15 @@ type accessLog struct {
 	ResponseCode            int     `json:"response_code"`
 	ResponseCodeDetails     string  `json:"response_code_details"`
 	ResponseFlags           string  `json:"response_flags"`
+	RequestedServerName     string  `json:"requested_server_name"`
+	RouteName               string  `json:"route_name"`
 	StartTime               string  `json:"start_time"`
+	TransportFailure        string  `json:"upstream_transport_failure_reason"`
 	UpstreamCluster         string  `json:"upstream_cluster"`
 	UserAgent               string  `json:"user_agent"`
 	UserAgentHeader         string  `json:"user-agent"`
+	XForwardedFor           string  `json:"x_forwarded_for"`
+	XForwardedForHeader     string  `json:"x-forwarded-for"`
 
 	// Peer principals: Envoy's URI SAN command operators under the key
 	// names operators usually give them, and Istio's telemetry attributes.
@@ -60,6 +66,10 @@ type accessLog struct {
 	UpstreamLocalURISAN   string `json:"upstream_local_uri_san"`
 	SourcePrincipal       string `json:"source_principal"`
 	DestinationPrincipal  string `json:"destination_principal"`
+
+	// provider is set by the text decoder, which knows the format variant
+	// (Istio's, Ambassador's); else it is guessed from the cluster name.
+	provider string
 }
 
 // Decode implements ingest.Decoder.
@@ -68,56 +78,71 @@ func (d *Decoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Even
 	if limit <= 0 {
 		limit = ingest.DefaultMaxRecordBytes
 	}
-	var l accessLog
-	if de := ingest.DecodeJSON(Format, rec.Value, limit, ingest.DefaultMaxDepth, &l); de != nil {
+	line, de := unwrap(Format, rec.Value, limit)
+	if de != nil {
 		return dst, de
 	}
-	ev, de := l.event(rec)
+	if looksLikeEnvoyText(line) {
+		return dst, ingest.Errorf(Format, ingest.ReasonNotAnEvent, "a text-format access log line, not JSON (the envoy_text format)")
+	}
+	var l accessLog
+	if de := ingest.DecodeJSON(Format, line, limit, ingest.DefaultMaxDepth, &l); de != nil {
+		return dst, de
+	}
+	ev, de := l.event(Format, line, rec)
 	if de != nil {
 		return dst, de
 	}
 	return append(dst, ev), nil
 }
 
-func (l *accessLog) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError) {
+// event normalizes l, decoded from line by the decoder of format (envoy_json
+// or envoy_text, which share everything after parsing).
+func (l *accessLog) event(format string, line []byte, rec ingest.Record) (schemas.Event, *ingest.DecodeError) {
 	start := value(l.StartTime)
 	if start == "" {
-		return schemas.Event{}, ingest.Errorf(Format, ingest.ReasonMissingField, "start_time is missing")
+		return schemas.Event{}, ingest.Errorf(format, ingest.ReasonMissingField, "start_time is missing")
 	}
 	t, err := time.Parse(time.RFC3339Nano, start)
 	if err != nil {
-		return schemas.Event{}, ingest.Errorf(Format, ingest.ReasonBadField, "start_time: %v", err)
+		return schemas.Event{}, ingest.Errorf(format, ingest.ReasonBadField, "start_time: %v", err)
 	}
 	if l.ResponseCode < 0 || l.ResponseCode > 999 {
-		return schemas.Event{}, ingest.Errorf(Format, ingest.ReasonBadField, "response_code %d is not an HTTP status", l.ResponseCode)
+		return schemas.Event{}, ingest.Errorf(format, ingest.ReasonBadField, "response_code %d is not an HTTP status", l.ResponseCode)
 	}
 
 	// On an inbound (server-side) listener the downstream peer is the caller
 	// and the local workload is the one called; on an outbound listener the
 	// local workload is the caller and the upstream peer is called.
 	inbound := strings.HasPrefix(l.UpstreamCluster, "inbound|")
-	peer, de := principal("downstream_peer_uri_san", l.DownstreamPeerURISAN)
+	peer, de := principal(format, "downstream_peer_uri_san", l.DownstreamPeerURISAN)
 	if de != nil {
 		return schemas.Event{}, de
 	}
 	var callerSAN, targetSAN string
 	if inbound {
-		if callerSAN, de = firstPrincipal(peer, "source_principal", l.SourcePrincipal); de != nil {
+		if callerSAN, de = firstPrincipal(format, peer, "source_principal", l.SourcePrincipal); de != nil {
 			return schemas.Event{}, de
 		}
-		if targetSAN, de = firstPrincipal("", "downstream_local_uri_san", l.DownstreamLocalURISAN, "destination_principal", l.DestinationPrincipal); de != nil {
+		if targetSAN, de = firstPrincipal(format, "", "downstream_local_uri_san", l.DownstreamLocalURISAN, "destination_principal", l.DestinationPrincipal); de != nil {
 			return schemas.Event{}, de
 		}
 	} else {
-		if callerSAN, de = firstPrincipal("", "upstream_local_uri_san", l.UpstreamLocalURISAN, "downstream_local_uri_san", l.DownstreamLocalURISAN, "source_principal", l.SourcePrincipal); de != nil {
+		if callerSAN, de = firstPrincipal(format, "", "upstream_local_uri_san", l.UpstreamLocalURISAN, "downstream_local_uri_san", l.DownstreamLocalURISAN, "source_principal", l.SourcePrincipal); de != nil {
 			return schemas.Event{}, de
 		}
-		if targetSAN, de = firstPrincipal("", "upstream_peer_uri_san", l.UpstreamPeerURISAN, "destination_principal", l.DestinationPrincipal); de != nil {
+		if targetSAN, de = firstPrincipal(format, "", "upstream_peer_uri_san", l.UpstreamPeerURISAN, "destination_principal", l.DestinationPrincipal); de != nil {
 			return schemas.Event{}, de
 		}
 	}
 
 	ip := hostIP(value(l.DownstreamRemoteAddress))
+	if ip == "" {
+		// An edge proxy behind a load balancer, or Envoy's default text
+		// format, which does not log the downstream address: the first hop
+		// of X-Forwarded-For is the client.
+		ip = firstHop(firstValue(l.XForwardedFor, l.XForwardedForHeader))
+	}
 	var id schemas.Identity
 	var ns string
 	switch {
@@ -129,7 +154,7 @@ func (l *accessLog) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError
 		// stage; until then the address is the identity.
 		id = ingest.IPIdentity(ip)
 	default:
-		return schemas.Event{}, ingest.Errorf(Format, ingest.ReasonMissingField, "no peer principal and no downstream_remote_address to identify the caller")
+		return schemas.Event{}, ingest.Errorf(format, ingest.ReasonMissingField, "no peer principal, no downstream remote address and no x-forwarded-for to identify the caller")
 	}
 
 	direction := "outbound"
@@ -143,15 +168,16 @@ func (l *accessLog) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError
 		// direction and start time keep the two logs and the reuse apart.
 		eventID = "envoy:" + eventID + ":" + direction + ":" + start
 	} else {
-		eventID = schemas.HashID(Format, rec.Value)
+		eventID = schemas.HashID(format, line)
 	}
 
 	return schemas.Event{
 		ID:   eventID,
 		Time: schemas.At(t),
 		Source: schemas.Source{
-			Family: schemas.FamilyMesh,
-			Format: Format,
+			Family:   schemas.FamilyMesh,
+			Format:   format,
+			Provider: l.providerName(),
 		},
 		Identity: id,
 		Actor: schemas.Actor{
@@ -163,7 +189,8 @@ func (l *accessLog) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError
 		Action:  l.action(),
 		Service: host(firstValue(l.Authority, l.AuthorityHeader)),
 		Target: schemas.Target{
-			Peer: targetSAN,
+			Resource: l.resource(),
+			Peer:     targetSAN,
 		},
 		Outcome:    l.outcome(),
 		BytesIn:    l.BytesReceived,
@@ -213,14 +240,58 @@ func (l *accessLog) outcome() schemas.Outcome {
 		if details == "via_upstream" {
 			details = "" // the upstream answered: nothing Envoy-specific to report
 		}
-		o.ErrorCode = firstValue(termination, details, flags)
+		o.ErrorCode = firstValue(termination, details, l.TransportFailure, flags)
 	}
 	return o
 }
 
+// looksLikeEnvoyText reports whether line starts like Envoy's text access
+// log: "[2024-…] " or Ambassador's "ACCESS [".
+func looksLikeEnvoyText(line []byte) bool {
+	line = bytes.TrimPrefix(line, []byte("ACCESS "))
+	return len(line) > 2 && line[0] == '[' && line[1] >= '0' && line[1] <= '9'
+}
+
+// providerName names the proxy that wrote the log when the log tells: Istio
+// names its clusters inbound|… and outbound|…, Envoy Gateway its routes
+// httproute/….
+func (l *accessLog) providerName() string {
+	switch {
+	case l.provider != "":
+		return l.provider
+	case strings.HasPrefix(l.UpstreamCluster, "inbound|"), strings.HasPrefix(l.UpstreamCluster, "outbound|"):
+		return "istio"
+	case strings.HasPrefix(l.RouteName, "httproute/"), strings.HasPrefix(l.UpstreamCluster, "httproute/"):
+		return "envoy-gateway"
+	}
+	return ""
+}
+
+// resource is the upstream service the request went to: the service FQDN of
+// an Istio cluster (outbound|9080||reviews.default.svc.cluster.local) or, on
+// an inbound listener whose cluster names no service, of the SNI the client
+// asked for (outbound_.9080_._.reviews.default.svc.cluster.local); else the
+// upstream cluster name itself (an Envoy Gateway route's backend).
+func (l *accessLog) resource() string {
+	cluster := value(l.UpstreamCluster)
+	if strings.HasPrefix(cluster, "inbound|") || strings.HasPrefix(cluster, "outbound|") {
+		if i := strings.LastIndexByte(cluster, '|'); cluster[i+1:] != "" {
+			return cluster[i+1:]
+		}
+		sni := value(l.RequestedServerName)
+		if rest, ok := strings.CutPrefix(sni, "outbound_."); ok {
+			if i := strings.LastIndex(rest, "_."); i >= 0 {
+				return rest[i+2:]
+			}
+		}
+		return ""
+	}
+	return cluster
+}
+
 // principal validates one logged principal. Envoy joins several URI SANs
 // with ','; the first SPIFFE ID among them is the workload identity.
-func principal(field, v string) (string, *ingest.DecodeError) {
+func principal(format, field, v string) (string, *ingest.DecodeError) {
 	v = value(v)
 	if v == "" {
 		return "", nil
@@ -236,17 +307,17 @@ func principal(field, v string) (string, *ingest.DecodeError) {
 		}
 		return san, nil
 	}
-	return "", ingest.Errorf(Format, ingest.ReasonBadField, "%s: %v", field, firstErr)
+	return "", ingest.Errorf(format, ingest.ReasonBadField, "%s: %v", field, firstErr)
 }
 
 // firstPrincipal returns have when it is set, else the first valid principal
 // among the (field name, value) pairs.
-func firstPrincipal(have string, pairs ...string) (string, *ingest.DecodeError) {
+func firstPrincipal(format, have string, pairs ...string) (string, *ingest.DecodeError) {
 	if have != "" {
 		return have, nil
 	}
 	for i := 0; i+1 < len(pairs); i += 2 {
-		p, de := principal(pairs[i], pairs[i+1])
+		p, de := principal(format, pairs[i], pairs[i+1])
 		if de != nil || p != "" {
 			return p, de
 		}
@@ -295,6 +366,13 @@ func hostIP(addr string) string {
 		return ""
 	}
 	return h
+}
+
+// firstHop returns the IP of the first (client) hop of an X-Forwarded-For
+// value, or "" when it is not an address.
+func firstHop(xff string) string {
+	first, _, _ := strings.Cut(xff, ",")
+	return hostIP(strings.TrimSpace(first))
 }
 
 // host strips the port and IPv6 brackets from an authority or address.
