@@ -1,105 +1,24 @@
 package gateway
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/ingest/ingesttest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden.ndjson")
-
-// inputs returns the testdata input files and their lines.
-func inputs(t testing.TB) map[string][][]byte {
-	t.Helper()
-	paths, err := filepath.Glob("testdata/*.ndjson")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][][]byte{}
-	for _, p := range paths {
-		if strings.HasSuffix(p, ".golden.ndjson") {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for line := range bytes.Lines(b) {
-			if line = bytes.TrimRight(line, "\r\n"); len(line) > 0 {
-				out[p] = append(out[p], line)
-			}
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no testdata inputs")
-	}
-	return out
-}
+// kongDir holds the kong decoder's testdata/ (see testdata/README.md).
+const kongDir = "testdata/kong"
 
 // TestGolden decodes every testdata line and compares the events (and the
 // dead letters of lines that do not decode) with <input>.golden.ndjson.
 func TestGolden(t *testing.T) {
-	d := New()
-	for path, lines := range inputs(t) {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			var got bytes.Buffer
-			for i, line := range lines {
-				rec := ingest.Record{Topic: "gateway", Partition: 1, Offset: int64(i), Value: line}
-				evs, err := d.Decode(nil, rec)
-				if err != nil {
-					var de *ingest.DecodeError
-					if !errors.As(err, &de) {
-						t.Fatalf("line %d: error %T is not a *DecodeError", i+1, err)
-					}
-					writeJSON(t, &got, map[string]any{"dead_letter": map[string]any{"line": i + 1, "reason": de.Reason, "detail": de.Detail}})
-				}
-				for _, ev := range evs {
-					writeJSON(t, &got, ev)
-				}
-			}
-			golden := strings.TrimSuffix(path, ".ndjson") + ".golden.ndjson"
-			if *update {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("%s differs from the decoded events; run go test -update and review the diff\ngot:\n%s", golden, got.Bytes())
-			}
-		})
-	}
-}
-
-func writeJSON(t *testing.T, w *bytes.Buffer, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(b)
-	w.WriteByte('\n')
-}
-
-func line(t *testing.T, file string, n int) []byte {
-	t.Helper()
-	lines := inputs(t)["testdata/"+file]
-	if n > len(lines) {
-		t.Fatalf("%s has %d lines, want line %d", file, len(lines), n)
-	}
-	return lines[n-1]
+	enter(t, kongDir)
+	ingesttest.Golden(t, New())
 }
 
 // TestDecode checks the fields the detectors depend on, record by record.
@@ -154,10 +73,11 @@ func TestDecode(t *testing.T) {
 			bytesIn: 138, bytesOut: 0, durationMS: 60001,
 		},
 	}
+	enter(t, kongDir)
 	d := New()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			raw := line(t, tc.file, tc.line)
+			raw := ingesttest.Line(t, tc.file, tc.line)
 			evs, err := d.Decode(nil, ingest.Record{Value: raw})
 			if err != nil {
 				t.Fatal(err)
@@ -184,50 +104,32 @@ func TestDecode(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	valid := string(line(t, "kong-file-log.ndjson", 1))
-	tests := []struct {
-		name   string
-		in     string
-		reason string
-	}{
-		{"empty", "", ingest.ReasonInvalidJSON},
-		{"truncated", valid[:len(valid)/2], ingest.ReasonInvalidJSON},
-		{"proxy access log line", `172.19.0.1 - - [25/Feb/2021:05:57:48 +0000] "GET /log HTTP/1.1" 200 503 "-" "HTTPie/2.4.0"`, ingest.ReasonInvalidJSON},
-		{"not an object", `[{"started_at":1}]`, ingest.ReasonNotAnEvent},
-		{"invalid UTF-8", strings.Replace(valid, `"username":"foo"`, "\"username\":\"f\xc3\x28\"", 1), ingest.ReasonInvalidUTF8},
-		{"too deep", `{"request":{"headers":{"x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}}`, ingest.ReasonTooDeep},
-		{"status is an object", strings.Replace(valid, `"status":200`, `"status":{"code":200}`, 1), ingest.ReasonBadField},
-		{"status out of range", strings.Replace(valid, `"status":200`, `"status":1200`, 1), ingest.ReasonBadField},
-		{"size overflow", strings.Replace(valid, `"size":138`, `"size":1e30`, 1), ingest.ReasonBadField},
-		{"started_at overflow", strings.Replace(valid, `"started_at":1614232668342`, `"started_at":9223372036854775808`, 1), ingest.ReasonBadField},
-		{"started_at past year 9999", strings.Replace(valid, `"started_at":1614232668342`, `"started_at":253402300800000`, 1), ingest.ReasonBadField},
-		{"started_at as a string", strings.Replace(valid, `"started_at":1614232668342`, `"started_at":"2021-02-25T05:57:48Z"`, 1), ingest.ReasonBadField},
-		{"no started_at", strings.Replace(valid, `,"started_at":1614232668342`, ``, 1), ingest.ReasonMissingField},
-		{"bad client_ip", strings.Replace(valid, `"client_ip":"192.168.144.1"`, `"client_ip":"not-an-ip"`, 1), ingest.ReasonBadField},
-		{"request is a string", strings.Replace(valid, `"request":{`, `"request":"x","r":{`, 1), ingest.ReasonBadField},
-		{"no method", strings.Replace(valid, `"method":"GET"`, `"method":null`, 1), ingest.ReasonMissingField},
-		{"nobody to blame", `{"started_at":1614232668342,"request":{"method":"GET","uri":"/"}}`, ingest.ReasonMissingField},
-	}
-	d := New()
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			evs, err := d.Decode(nil, ingest.Record{Value: []byte(tc.in)})
-			var de *ingest.DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("err = %v, want a *DecodeError", err)
-			}
-			if de.Reason != tc.reason || de.Format != Format {
-				t.Errorf("got %s/%s (%s), want reason %s", de.Format, de.Reason, de.Detail, tc.reason)
-			}
-			if len(evs) != 0 {
-				t.Errorf("got %d events with an error", len(evs))
-			}
-		})
-	}
+	enter(t, kongDir)
+	valid := string(ingesttest.Line(t, "kong-file-log.ndjson", 1))
+	ingesttest.Errors(t, New(), []ingesttest.ErrorCase{
+		{Name: "empty", In: "", Reason: ingest.ReasonInvalidJSON},
+		{Name: "truncated", In: valid[:len(valid)/2], Reason: ingest.ReasonInvalidJSON},
+		{Name: "proxy access log line", In: `172.19.0.1 - - [25/Feb/2021:05:57:48 +0000] "GET /log HTTP/1.1" 200 503 "-" "HTTPie/2.4.0"`, Reason: ingest.ReasonInvalidJSON},
+		{Name: "not an object", In: `[{"started_at":1}]`, Reason: ingest.ReasonNotAnEvent},
+		{Name: "invalid UTF-8", In: strings.Replace(valid, `"username":"foo"`, "\"username\":\"f\xc3\x28\"", 1), Reason: ingest.ReasonInvalidUTF8},
+		{Name: "too deep", In: `{"request":{"headers":{"x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}}`, Reason: ingest.ReasonTooDeep},
+		{Name: "status is an object", In: strings.Replace(valid, `"status":200`, `"status":{"code":200}`, 1), Reason: ingest.ReasonBadField},
+		{Name: "status out of range", In: strings.Replace(valid, `"status":200`, `"status":1200`, 1), Reason: ingest.ReasonBadField},
+		{Name: "size overflow", In: strings.Replace(valid, `"size":138`, `"size":1e30`, 1), Reason: ingest.ReasonBadField},
+		{Name: "started_at overflow", In: strings.Replace(valid, `"started_at":1614232668342`, `"started_at":9223372036854775808`, 1), Reason: ingest.ReasonBadField},
+		{Name: "started_at past year 9999", In: strings.Replace(valid, `"started_at":1614232668342`, `"started_at":253402300800000`, 1), Reason: ingest.ReasonBadField},
+		{Name: "started_at as a string", In: strings.Replace(valid, `"started_at":1614232668342`, `"started_at":"2021-02-25T05:57:48Z"`, 1), Reason: ingest.ReasonBadField},
+		{Name: "no started_at", In: strings.Replace(valid, `,"started_at":1614232668342`, ``, 1), Reason: ingest.ReasonMissingField},
+		{Name: "bad client_ip", In: strings.Replace(valid, `"client_ip":"192.168.144.1"`, `"client_ip":"not-an-ip"`, 1), Reason: ingest.ReasonBadField},
+		{Name: "request is a string", In: strings.Replace(valid, `"request":{`, `"request":"x","r":{`, 1), Reason: ingest.ReasonBadField},
+		{Name: "no method", In: strings.Replace(valid, `"method":"GET"`, `"method":null`, 1), Reason: ingest.ReasonMissingField},
+		{Name: "nobody to blame", In: `{"started_at":1614232668342,"request":{"method":"GET","uri":"/"}}`, Reason: ingest.ReasonMissingField},
+	})
 }
 
 func TestMaxRecordBytes(t *testing.T) {
-	raw := line(t, "kong-file-log.ndjson", 1)
+	enter(t, kongDir)
+	raw := ingesttest.Line(t, "kong-file-log.ndjson", 1)
 	d := &Decoder{MaxRecordBytes: len(raw) - 1}
 	_, err := d.Decode(nil, ingest.Record{Value: raw})
 	var de *ingest.DecodeError
@@ -241,76 +143,32 @@ func TestMaxRecordBytes(t *testing.T) {
 }
 
 // TestDecodeAppends checks the Decoder contract: events are appended to dst
-// and a failed record leaves dst as it was.
+// and a failed record leaves dst as it was; a Kong entry is exactly one event.
 func TestDecodeAppends(t *testing.T) {
-	d := New()
-	dst := make([]schemas.Event, 1, 4)
-	dst, err := d.Decode(dst, ingest.Record{Value: line(t, "kong-file-log.ndjson", 1)})
-	if err != nil || len(dst) != 2 {
-		t.Fatalf("len = %d, err = %v; want 2, nil", len(dst), err)
-	}
-	dst, err = d.Decode(dst, ingest.Record{Value: []byte("{")})
-	if err == nil || len(dst) != 2 {
-		t.Fatalf("len = %d, err = %v; want 2 and an error", len(dst), err)
-	}
+	enter(t, kongDir)
+	ingesttest.Appends(t, exactlyOne{New()}, ingesttest.Line(t, "kong-file-log.ndjson", 1))
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, lines := range inputs(f) {
-		for _, l := range lines {
-			f.Add(l)
-		}
-	}
-	f.Add([]byte(`{"started_at":1614232668342,"client_ip":"::1","request":{"method":"GET","uri":"/a/1","headers":{"user-agent":["x"]}}}`))
-	d := New()
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		evs, err := d.Decode(nil, ingest.Record{Value: raw})
-		if err != nil {
-			var de *ingest.DecodeError
-			if !errors.As(err, &de) || de.Reason == "" {
-				t.Fatalf("error %v is not a *DecodeError with a reason", err)
-			}
-			if len(evs) != 0 {
-				t.Fatalf("%d events with an error", len(evs))
-			}
-			return
-		}
-		if len(evs) != 1 {
-			t.Fatalf("%d events, want 1", len(evs))
-		}
-		ev := evs[0]
-		if ev.ID == "" || ev.Identity.ID == "" || ev.Time.IsZero() || ev.Action == "" {
-			t.Fatalf("incomplete event %+v", ev)
-		}
-		if _, err := json.Marshal(ev); err != nil {
-			t.Fatalf("event does not encode: %v", err)
-		}
-	})
+	enter(f, kongDir)
+	ingesttest.Fuzz(f, exactlyOne{New()},
+		[]byte(`{"started_at":1614232668342,"client_ip":"::1","request":{"method":"GET","uri":"/a/1","headers":{"user-agent":["x"]}}}`))
 }
 
 func BenchmarkDecode(b *testing.B) {
-	d := New()
-	var recs [][]byte
-	size := 0
-	for _, lines := range inputs(b) {
-		for _, l := range lines {
-			if _, err := d.Decode(nil, ingest.Record{Value: l}); err != nil {
-				continue // the dead letters of the golden files are not the common case
-			}
-			recs = append(recs, l)
-			size += len(l)
-		}
+	enter(b, kongDir)
+	ingesttest.Bench(b, New())
+}
+
+// exactlyOne wraps a decoder whose every decoded record is one event, and
+// panics (failing the fuzz or contract test) when it appends another number.
+type exactlyOne struct{ ingest.Decoder }
+
+func (d exactlyOne) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
+	n := len(dst)
+	dst, err := d.Decoder.Decode(dst, rec)
+	if err == nil && len(dst)-n != 1 {
+		panic(fmt.Sprintf("%s: %d events, want 1", d.Format(), len(dst)-n))
 	}
-	dst := make([]schemas.Event, 0, 1)
-	b.SetBytes(int64(size / len(recs)))
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		var err error
-		dst, err = d.Decode(dst[:0], ingest.Record{Value: recs[i%len(recs)]})
-		if err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	return dst, err
 }
