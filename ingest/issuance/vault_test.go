@@ -2,105 +2,22 @@ package issuance
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/ingest/ingesttest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden.ndjson")
-
-// inputs returns the testdata input files and their lines.
-func inputs(t testing.TB) map[string][][]byte {
-	t.Helper()
-	paths, err := filepath.Glob("testdata/*.ndjson")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][][]byte{}
-	for _, p := range paths {
-		if strings.HasSuffix(p, ".golden.ndjson") {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for line := range bytes.Lines(b) {
-			if line = bytes.TrimRight(line, "\r\n"); len(line) > 0 {
-				out[p] = append(out[p], line)
-			}
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no testdata inputs")
-	}
-	return out
-}
-
-// TestGolden decodes every testdata line and compares the events (and the
-// dead letters of lines that do not decode) with <input>.golden.ndjson.
+// TestGolden decodes every testdata/vault_audit/testdata line and compares
+// the events (and the dead letters of lines that do not decode) with
+// <input>.golden.ndjson.
 func TestGolden(t *testing.T) {
-	d := New()
-	for path, lines := range inputs(t) {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			var got bytes.Buffer
-			for i, line := range lines {
-				rec := ingest.Record{Topic: "vault", Partition: 1, Offset: int64(i), Value: line}
-				evs, err := d.Decode(nil, rec)
-				if err != nil {
-					var de *ingest.DecodeError
-					if !errors.As(err, &de) {
-						t.Fatalf("line %d: error %T is not a *DecodeError", i+1, err)
-					}
-					writeJSON(t, &got, map[string]any{"dead_letter": map[string]any{"line": i + 1, "reason": de.Reason, "detail": de.Detail}})
-				}
-				for _, ev := range evs {
-					writeJSON(t, &got, ev)
-				}
-			}
-			golden := strings.TrimSuffix(path, ".ndjson") + ".golden.ndjson"
-			if *update {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("%s differs from the decoded events; run go test -update and review the diff\ngot:\n%s", golden, got.Bytes())
-			}
-		})
-	}
-}
-
-func writeJSON(t *testing.T, w *bytes.Buffer, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(b)
-	w.WriteByte('\n')
-}
-
-func line(t *testing.T, file string, n int) []byte {
-	t.Helper()
-	lines := inputs(t)["testdata/"+file]
-	if n > len(lines) {
-		t.Fatalf("%s has %d lines, want line %d", file, len(lines), n)
-	}
-	return lines[n-1]
+	chdir(t, Format)
+	ingesttest.Golden(t, New())
 }
 
 const (
@@ -110,6 +27,7 @@ const (
 
 // TestDecode checks the fields the detectors depend on, entry by entry.
 func TestDecode(t *testing.T) {
+	chdir(t, Format)
 	tests := []struct {
 		name      string
 		file      string
@@ -203,7 +121,7 @@ func TestDecode(t *testing.T) {
 	d := New()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			raw := line(t, tc.file, tc.line)
+			raw := ingesttest.Line(t, tc.file, tc.line)
 			evs, err := d.Decode(nil, ingest.Record{Value: raw})
 			if err != nil {
 				t.Fatal(err)
@@ -232,9 +150,10 @@ func TestDecode(t *testing.T) {
 // TestRequestEntries checks that request entries yield nothing: the
 // response entry of the same call is the event.
 func TestRequestEntries(t *testing.T) {
+	chdir(t, Format)
 	d := New()
 	n := 0
-	for _, l := range inputs(t)["testdata/vault-audit.ndjson"] {
+	for _, l := range ingesttest.Inputs(t)["testdata/vault-audit.ndjson"] {
 		if !bytes.Contains(l, []byte(`"type":"request"`)) {
 			continue
 		}
@@ -250,9 +169,10 @@ func TestRequestEntries(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
+	chdir(t, Format)
 	d := New()
 	d.Cluster = "prod-eu"
-	evs, err := d.Decode(nil, ingest.Record{Value: line(t, "vault-k8s.ndjson", 1)})
+	evs, err := d.Decode(nil, ingest.Record{Value: ingesttest.Line(t, "vault-k8s.ndjson", 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,12 +182,9 @@ func TestCluster(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	valid := string(line(t, "vault-audit.ndjson", 73))
-	tests := []struct {
-		name   string
-		in     string
-		reason string
-	}{
+	chdir(t, Format)
+	valid := string(ingesttest.Line(t, "vault-audit.ndjson", 73))
+	ingesttest.Errors(t, New(), errorCases([][3]string{
 		{"empty", "", ingest.ReasonInvalidJSON},
 		{"truncated", valid[:len(valid)/2], ingest.ReasonInvalidJSON},
 		{"syslog framing", `<134>1 2020-04-30T14:27:10Z vault - - - ` + valid, ingest.ReasonInvalidJSON},
@@ -285,27 +202,12 @@ func TestDecodeErrors(t *testing.T) {
 		{"nobody to blame", `{"time":"2020-04-30T14:28:01Z","type":"response","request":{"operation":"read","path":"sys/health"}}`, ingest.ReasonMissingField},
 		{"raw token is never an identity", `{"time":"2020-04-30T14:28:01Z","type":"response","auth":{"client_token":"hvs.CAESIJ0"},"request":{"operation":"read","path":"sys/health"}}`, ingest.ReasonMissingField},
 		{"bad service account", `{"time":"2020-04-30T14:28:01Z","type":"response","auth":{"metadata":{"service_account_name":"x"}},"request":{"operation":"read","path":"sys/health"}}`, ingest.ReasonBadField},
-	}
-	d := New()
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			evs, err := d.Decode(nil, ingest.Record{Value: []byte(tc.in)})
-			var de *ingest.DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("err = %v, want a *DecodeError", err)
-			}
-			if de.Reason != tc.reason || de.Format != Format {
-				t.Errorf("got %s/%s (%s), want reason %s", de.Format, de.Reason, de.Detail, tc.reason)
-			}
-			if len(evs) != 0 {
-				t.Errorf("got %d events with an error", len(evs))
-			}
-		})
-	}
+	}))
 }
 
 func TestMaxRecordBytes(t *testing.T) {
-	raw := line(t, "vault-audit.ndjson", 73)
+	chdir(t, Format)
+	raw := ingesttest.Line(t, "vault-audit.ndjson", 73)
 	d := &Decoder{MaxRecordBytes: len(raw) - 1}
 	_, err := d.Decode(nil, ingest.Record{Value: raw})
 	var de *ingest.DecodeError
@@ -321,72 +223,17 @@ func TestMaxRecordBytes(t *testing.T) {
 // TestDecodeAppends checks the Decoder contract: events are appended to dst
 // and a failed record leaves dst as it was.
 func TestDecodeAppends(t *testing.T) {
-	d := New()
-	dst := make([]schemas.Event, 1, 4)
-	dst, err := d.Decode(dst, ingest.Record{Value: line(t, "vault-audit.ndjson", 73)})
-	if err != nil || len(dst) != 2 {
-		t.Fatalf("len = %d, err = %v; want 2, nil", len(dst), err)
-	}
-	dst, err = d.Decode(dst, ingest.Record{Value: []byte("{")})
-	if err == nil || len(dst) != 2 {
-		t.Fatalf("len = %d, err = %v; want 2 and an error", len(dst), err)
-	}
+	chdir(t, Format)
+	ingesttest.Appends(t, New(), ingesttest.Line(t, "vault-audit.ndjson", 73))
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, lines := range inputs(f) {
-		for _, l := range lines {
-			f.Add(l)
-		}
-	}
-	f.Add([]byte(`{"time":"2020-04-30T14:28:01Z","type":"response","auth":{"metadata":{"service_account_namespace":"a","service_account_name":"b"}},"request":{"operation":"update","path":"pki/issue/x"},"response":{"data":{"serial_number":"1","expiration":1}}}`))
-	d := New()
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		evs, err := d.Decode(nil, ingest.Record{Value: raw})
-		if err != nil {
-			var de *ingest.DecodeError
-			if !errors.As(err, &de) || de.Reason == "" {
-				t.Fatalf("error %v is not a *DecodeError with a reason", err)
-			}
-			if len(evs) != 0 {
-				t.Fatalf("%d events with an error", len(evs))
-			}
-			return
-		}
-		for _, ev := range evs { // none for a request entry
-			if ev.ID == "" || ev.Identity.ID == "" || ev.Time.IsZero() || ev.Action == "" {
-				t.Fatalf("incomplete event %+v", ev)
-			}
-			if _, err := json.Marshal(ev); err != nil {
-				t.Fatalf("event does not encode: %v", err)
-			}
-		}
-	})
+	chdir(f, Format)
+	ingesttest.Fuzz(f, New(),
+		[]byte(`{"time":"2020-04-30T14:28:01Z","type":"response","auth":{"metadata":{"service_account_namespace":"a","service_account_name":"b"}},"request":{"operation":"update","path":"pki/issue/x"},"response":{"data":{"serial_number":"1","expiration":1}}}`))
 }
 
 func BenchmarkDecode(b *testing.B) {
-	d := New()
-	var recs [][]byte
-	size := 0
-	for _, lines := range inputs(b) {
-		for _, l := range lines {
-			if _, err := d.Decode(nil, ingest.Record{Value: l}); err != nil {
-				continue // the dead letters of the golden files are not the common case
-			}
-			recs = append(recs, l)
-			size += len(l)
-		}
-	}
-	dst := make([]schemas.Event, 0, 1)
-	b.SetBytes(int64(size / len(recs)))
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		var err error
-		dst, err = d.Decode(dst[:0], ingest.Record{Value: recs[i%len(recs)]})
-		if err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	chdir(b, Format)
+	ingesttest.Bench(b, New())
 }
