@@ -1,112 +1,28 @@
 package cloudaudit
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/ingest/ingesttest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden.ndjson")
-
-// inputs returns the testdata input files and their lines.
-func inputs(t testing.TB) map[string][][]byte {
-	t.Helper()
-	paths, err := filepath.Glob("testdata/*.ndjson")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][][]byte{}
-	for _, p := range paths {
-		if strings.HasSuffix(p, ".golden.ndjson") {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for line := range bytes.Lines(b) {
-			if line = bytes.TrimRight(line, "\r\n"); len(line) > 0 {
-				out[p] = append(out[p], line)
-			}
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no testdata inputs")
-	}
-	return out
-}
 
 // TestGolden decodes every testdata line and compares the events (and the
 // dead letters of lines that do not decode) with <input>.golden.ndjson.
 func TestGolden(t *testing.T) {
-	d := New()
-	for path, lines := range inputs(t) {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			var got bytes.Buffer
-			for i, line := range lines {
-				rec := ingest.Record{Topic: "cloudtrail", Partition: 1, Offset: int64(i), Value: line}
-				evs, err := d.Decode(nil, rec)
-				if err != nil {
-					var de *ingest.DecodeError
-					if !errors.As(err, &de) {
-						t.Fatalf("line %d: error %T is not a *DecodeError", i+1, err)
-					}
-					writeJSON(t, &got, map[string]any{"dead_letter": map[string]any{"line": i + 1, "reason": de.Reason, "detail": de.Detail}})
-				}
-				for _, ev := range evs {
-					writeJSON(t, &got, ev)
-				}
-			}
-			golden := strings.TrimSuffix(path, ".ndjson") + ".golden.ndjson"
-			if *update {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("%s differs from the decoded events; run go test -update and review the diff\ngot:\n%s", golden, got.Bytes())
-			}
-		})
-	}
-}
-
-func writeJSON(t *testing.T, w *bytes.Buffer, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(b)
-	w.WriteByte('\n')
-}
-
-func line(t *testing.T, file string, n int) []byte {
-	t.Helper()
-	lines := inputs(t)["testdata/"+file]
-	if n > len(lines) {
-		t.Fatalf("%s has %d lines, want line %d", file, len(lines), n)
-	}
-	return lines[n-1]
+	inFormatDir(t, Format)
+	ingesttest.Golden(t, New())
 }
 
 // TestDecode checks the fields the detectors depend on, record by record,
 // on AWS's own documentation examples.
 func TestDecode(t *testing.T) {
+	inFormatDir(t, Format)
 	tests := []struct {
 		name     string
 		line     int
@@ -191,7 +107,7 @@ func TestDecode(t *testing.T) {
 	d := New()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			raw := line(t, "awsdocs.ndjson", tc.line)
+			raw := ingesttest.Line(t, "awsdocs.ndjson", tc.line)
 			evs, err := d.Decode(nil, ingest.Record{Value: raw})
 			if err != nil {
 				t.Fatal(err)
@@ -253,8 +169,9 @@ func TestOutcome(t *testing.T) {
 }
 
 func TestDecodeRecords(t *testing.T) {
+	inFormatDir(t, Format)
 	d := New()
-	file := line(t, "records.ndjson", 1)
+	file := ingesttest.Line(t, "records.ndjson", 1)
 	evs, err := d.Decode(nil, ingest.Record{Topic: "cloudtrail", Offset: 7, Value: file})
 	if err != nil {
 		t.Fatal(err)
@@ -272,11 +189,11 @@ func TestDecodeRecords(t *testing.T) {
 	}
 
 	// An event without eventID in a file gets the file's hash and its index.
-	evs, err = d.Decode(nil, ingest.Record{Value: line(t, "records.ndjson", 2)})
+	evs, err = d.Decode(nil, ingest.Record{Value: ingesttest.Line(t, "records.ndjson", 2)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 2 || evs[1].ID != schemas.HashID(Format, line(t, "records.ndjson", 2))+"/1" {
+	if len(evs) != 2 || evs[1].ID != schemas.HashID(Format, ingesttest.Line(t, "records.ndjson", 2))+"/1" {
 		t.Errorf("got %d events, second id %q", len(evs), evs[len(evs)-1].ID)
 	}
 
@@ -287,15 +204,11 @@ func TestDecodeRecords(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	valid := string(line(t, "awsdocs.ndjson", 5))
-	file := string(line(t, "records.ndjson", 1))
-	panther := inputs(t)["testdata/panther.ndjson"]
-	tests := []struct {
-		name   string
-		in     string
-		reason string
-		detail string // a substring of Detail, when set
-	}{
+	inFormatDir(t, Format)
+	valid := string(ingesttest.Line(t, "awsdocs.ndjson", 5))
+	file := string(ingesttest.Line(t, "records.ndjson", 1))
+	panther := ingesttest.Inputs(t)["testdata/panther.ndjson"]
+	checkErrors(t, New(), []errorCase{
 		{"empty", "", ingest.ReasonInvalidJSON, ""},
 		{"truncated", valid[:len(valid)/2], ingest.ReasonInvalidJSON, ""},
 		{"truncated file", file[:len(file)-2], ingest.ReasonInvalidJSON, ""},
@@ -314,28 +227,12 @@ func TestDecodeErrors(t *testing.T) {
 		{"unparsable principal ARN", `{"eventTime":"2016-11-14T17:25:45Z","eventName":"X","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::123:group/admins"}}`, ingest.ReasonBadField, "arn"},
 		{"bad record in a file", `{"Records":[` + valid + `,{"eventName":"X","userIdentity":{}}]}`, ingest.ReasonMissingField, "Records[1]: "},
 		{"wrong type in a file", `{"Records":[` + valid + `,` + valid + `,{"eventTime":[]}]}`, ingest.ReasonBadField, "Records.2"},
-	}
-	d := New()
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			dst := make([]schemas.Event, 1)
-			evs, err := d.Decode(dst, ingest.Record{Value: []byte(tc.in)})
-			var de *ingest.DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("err = %v, want a *DecodeError", err)
-			}
-			if de.Reason != tc.reason || de.Format != Format || !strings.Contains(de.Detail, tc.detail) {
-				t.Errorf("got %s/%s (%s), want reason %s, detail with %q", de.Format, de.Reason, de.Detail, tc.reason, tc.detail)
-			}
-			if len(evs) != 1 {
-				t.Errorf("dst has %d events after an error, want it unchanged (1)", len(evs))
-			}
-		})
-	}
+	})
 }
 
 func TestMaxRecordBytes(t *testing.T) {
-	raw := line(t, "awsdocs.ndjson", 1)
+	inFormatDir(t, Format)
+	raw := ingesttest.Line(t, "awsdocs.ndjson", 1)
 	d := &Decoder{MaxRecordBytes: len(raw) - 1}
 	_, err := d.Decode(nil, ingest.Record{Value: raw})
 	var de *ingest.DecodeError
@@ -351,72 +248,18 @@ func TestMaxRecordBytes(t *testing.T) {
 // TestDecodeAppends checks the Decoder contract: events are appended to dst
 // and a failed record leaves dst as it was.
 func TestDecodeAppends(t *testing.T) {
-	d := New()
-	dst := make([]schemas.Event, 1, 4)
-	dst, err := d.Decode(dst, ingest.Record{Value: line(t, "awsdocs.ndjson", 1)})
-	if err != nil || len(dst) != 2 {
-		t.Fatalf("len = %d, err = %v; want 2, nil", len(dst), err)
-	}
-	dst, err = d.Decode(dst, ingest.Record{Value: []byte("{")})
-	if err == nil || len(dst) != 2 {
-		t.Fatalf("len = %d, err = %v; want 2 and an error", len(dst), err)
-	}
+	inFormatDir(t, Format)
+	ingesttest.Appends(t, New(), ingesttest.Line(t, "awsdocs.ndjson", 1))
+	// A whole file appends all of its events.
+	ingesttest.Appends(t, New(), ingesttest.Line(t, "records.ndjson", 1))
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, lines := range inputs(f) {
-		for _, l := range lines {
-			f.Add(l)
-		}
-	}
-	f.Add([]byte(`{"Records":[{"eventTime":"2024-01-15 10:30:00","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"},"requestParameters":"x","responseElements":{"credentials":{"expiration":7}}}]}`))
-	d := New()
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		evs, err := d.Decode(nil, ingest.Record{Value: raw})
-		if err != nil {
-			var de *ingest.DecodeError
-			if !errors.As(err, &de) || de.Reason == "" {
-				t.Fatalf("error %v is not a *DecodeError with a reason", err)
-			}
-			if len(evs) != 0 {
-				t.Fatalf("%d events with an error", len(evs))
-			}
-			return
-		}
-		for _, ev := range evs { // a file may hold any number of events
-			if ev.ID == "" || ev.Identity.ID == "" || ev.Time.IsZero() || ev.Action == "" {
-				t.Fatalf("incomplete event %+v", ev)
-			}
-			if _, err := json.Marshal(ev); err != nil {
-				t.Fatalf("event does not encode: %v", err)
-			}
-		}
-	})
+	inFormatDir(f, Format)
+	ingesttest.Fuzz(f, New(), []byte(`{"Records":[{"eventTime":"2024-01-15 10:30:00","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"},"requestParameters":"x","responseElements":{"credentials":{"expiration":7}}}]}`))
 }
 
 func BenchmarkDecode(b *testing.B) {
-	d := New()
-	var recs [][]byte
-	size := 0
-	for _, lines := range inputs(b) {
-		for _, l := range lines {
-			if _, err := d.Decode(nil, ingest.Record{Value: l}); err != nil {
-				continue // the dead letters of the golden files are not the common case
-			}
-			recs = append(recs, l)
-			size += len(l)
-		}
-	}
-	dst := make([]schemas.Event, 0, 1)
-	b.SetBytes(int64(size / len(recs)))
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		var err error
-		dst, err = d.Decode(dst[:0], ingest.Record{Value: recs[i%len(recs)]})
-		if err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	inFormatDir(b, Format)
+	ingesttest.Bench(b, New())
 }

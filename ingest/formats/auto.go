@@ -44,7 +44,8 @@ var jsonSniffs = []sniff{
 	{"cloudtrail", func(b []byte) bool {
 		return has(b, `"Records"`) || has(b, `"eventSource"`, `"eventName"`)
 	}},
-	{"gcp_audit", func(b []byte) bool { return has(b, `"protoPayload"`) }},
+	// Some exports lower-case every key.
+	{"gcp_audit", func(b []byte) bool { return hasAny(b, `"protoPayload"`, `"protopayload"`) }},
 	{"k8s_audit", func(b []byte) bool {
 		return has(b, `"auditID"`) || has(b, `"audit.k8s.io/`) || has(b, `kube-audit`)
 	}},
@@ -61,8 +62,10 @@ var jsonSniffs = []sniff{
 	{"azure_activity", func(b []byte) bool {
 		return has(b, `"operationName"`) && hasAny(b, `"resourceId"`, `"callerIpAddress"`, `"caller"`)
 	}},
+	// Unquoted keys: API Gateway logs often arrive escaped inside a
+	// CloudWatch Logs payload or a collector's "message" string.
 	{"apigateway", func(b []byte) bool {
-		return has(b, `"requestId"`) && hasAny(b, `"httpMethod"`, `"routeKey"`, `"resourcePath"`, `"apiId"`)
+		return has(b, `requestId`) && hasAny(b, `httpMethod`, `routeKey`, `resourcePath`, `apiId`, `"logEvents"`)
 	}},
 	{"linkerd_json", func(b []byte) bool { return has(b, `"client.addr"`) || has(b, `"client.id"`) }},
 	{"envoy_json", func(b []byte) bool {
@@ -82,8 +85,26 @@ var textSniffs = []sniff{
 	{"envoy_text", func(b []byte) bool {
 		return bytes.HasPrefix(b, []byte("[")) || bytes.HasPrefix(b, []byte("ACCESS ["))
 	}},
-	{"linkerd_text", func(b []byte) bool { return has(b, " - [") && hasAny(b, ".serviceaccount.identity.", `HTTP/2.0"`) }},
+	// Linkerd's apache-like lines carry an RFC 3339 time in brackets where
+	// NGINX has "07/Feb/2020:11:48:51 +0000".
+	{"linkerd_text", func(b []byte) bool { return isRFC3339Bracket(b) }},
 	{"nginx", func(b []byte) bool { return has(b, ` [`, `] "`) }},
+}
+
+// isRFC3339Bracket reports whether the first "[" of b opens an RFC 3339
+// date ("[2022-08-23T…").
+func isRFC3339Bracket(b []byte) bool {
+	i := bytes.IndexByte(b, '[')
+	if i < 0 || len(b) < i+12 {
+		return false
+	}
+	d := b[i+1 : i+12]
+	for _, j := range []int{0, 1, 2, 3, 5, 6, 8, 9} {
+		if d[j] < '0' || d[j] > '9' {
+			return false
+		}
+	}
+	return d[4] == '-' && d[7] == '-' && d[10] == 'T'
 }
 
 // isKlog matches Kubernetes' klog header: "I0113 16:51:59.186482 …".

@@ -16,9 +16,25 @@ import (
 func Builtin() []ingest.Decoder {
 	return []ingest.Decoder{
 		mesh.New(),
+		mesh.NewEnvoyText(),
+		mesh.NewZtunnel(),
+		mesh.NewLinkerdJSON(),
+		mesh.NewLinkerdText(),
 		gateway.New(),
+		gateway.NewAPIGateway(),
+		gateway.NewNGINX(),
+		gateway.NewNGINXJSON(),
 		cloudaudit.New(),
+		cloudaudit.NewGCPAudit(),
+		cloudaudit.NewAzureActivity(),
+		cloudaudit.NewEntraSignIn(),
+		cloudaudit.NewEntraAudit(),
+		cloudaudit.NewK8sAudit(),
 		issuance.New(),
+		issuance.NewCertManager(),
+		issuance.NewSPIREServer(),
+		issuance.NewCTCertstream(),
+		issuance.NewGitHubOIDC(),
 	}
 }
 

@@ -1,0 +1,87 @@
+package cloudaudit
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/ingest/ingesttest"
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+// Each decoder of this package keeps its inputs and golden files in
+// testdata/<format>/testdata/, and its tests run in testdata/<format>, so
+// that the ingesttest harness (which reads "testdata/*") sees only that
+// decoder's files.
+//
+// A fuzz worker process starts in the directory the coordinator was in
+// when fuzzing began, which is already testdata/<format>: there it stays.
+func inFormatDir(tb testing.TB, format string) {
+	tb.Helper()
+	dir := filepath.Join("testdata", format)
+	if wd, err := os.Getwd(); err == nil && strings.HasSuffix(wd, string(filepath.Separator)+dir) {
+		return
+	}
+	type chdirer interface{ Chdir(string) }
+	tb.(chdirer).Chdir(dir)
+}
+
+// errorCase is a negative case whose detail must also name what is wrong.
+type errorCase struct {
+	name, in, reason, detail string
+}
+
+// checkErrors runs the cases through ingesttest.Errors, then checks that
+// each detail contains the case's substring and that a failed record
+// leaves a non-empty dst as it was.
+func checkErrors(t *testing.T, d ingest.Decoder, cases []errorCase) {
+	t.Helper()
+	var hc []ingesttest.ErrorCase
+	for _, c := range cases {
+		hc = append(hc, ingesttest.ErrorCase{Name: c.name, In: c.in, Reason: c.reason})
+	}
+	ingesttest.Errors(t, d, hc)
+	for _, c := range cases {
+		dst := make([]schemas.Event, 1)
+		evs, err := d.Decode(dst, ingest.Record{Value: []byte(c.in)})
+		var de *ingest.DecodeError
+		if !errors.As(err, &de) {
+			t.Errorf("%s: err = %v, want a *DecodeError", c.name, err)
+			continue
+		}
+		if !strings.Contains(de.Detail, c.detail) {
+			t.Errorf("%s: detail %q does not contain %q", c.name, de.Detail, c.detail)
+		}
+		if len(evs) != 1 {
+			t.Errorf("%s: dst has %d events after an error, want it unchanged (1)", c.name, len(evs))
+		}
+	}
+}
+
+// decodeOne decodes raw and requires exactly one event.
+func decodeOne(t *testing.T, d ingest.Decoder, raw []byte) schemas.Event {
+	t.Helper()
+	evs, err := d.Decode(nil, ingest.Record{Value: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 {
+		t.Fatalf("got %d events, want 1", len(evs))
+	}
+	return evs[0]
+}
+
+// field is one checked field of an event.
+type field struct{ name, got, want string }
+
+func checkFields(t *testing.T, fs []field) {
+	t.Helper()
+	for _, f := range fs {
+		if f.got != f.want {
+			t.Errorf("%s = %q, want %q", f.name, f.got, f.want)
+		}
+	}
+}
