@@ -80,6 +80,10 @@ func TestAutoPicksADecoderThatWorks(t *testing.T) {
 // secretKey matches keys whose values are secrets in the formats we read.
 var secretKey = regexp.MustCompile(`(?i)(secret|password|passwd|sessiontoken|session_token|client_token|authorization|bearer|private_?key|^token$|^apikey$|jwt)`)
 
+// idKey matches keys that name a secret rather than hold it (secretId,
+// secretArn, passwordLastUsed…).
+var idKey = regexp.MustCompile(`(?i)(id|arn|name|type|lastused)$`)
+
 // secretValues collects the string values of secret keys in a JSON record;
 // values the source already HMAC'd (Vault) or redacted are not secrets.
 func secretValues(v any, key string, out *[]string) {
@@ -93,7 +97,7 @@ func secretValues(v any, key string, out *[]string) {
 			secretValues(e, key, out)
 		}
 	case string:
-		if secretKey.MatchString(key) && len(x) >= 8 && !strings.HasPrefix(x, "hmac-sha256:") && !strings.Contains(x, "****") && !strings.Contains(x, "REDACTED") {
+		if secretKey.MatchString(key) && !idKey.MatchString(key) && len(x) >= 8 && !strings.HasPrefix(x, "hmac-sha256:") && !strings.Contains(x, "****") && !strings.Contains(x, "REDACTED") {
 			*out = append(*out, x)
 		}
 	}
