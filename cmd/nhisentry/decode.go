@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nhisentry/nhisentry/ingest"
@@ -66,11 +67,14 @@ func decodeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	var events []schemas.Event
 	for _, name := range files {
-		r, closeFn, err := openInput(name, stdin)
+		r, delivered, closeFn, err := openInput(name, stdin)
 		if err != nil {
 			return fmt.Errorf("decode: %w", err)
 		}
 		err = ingest.ReadRecords(r, name, func(rec ingest.Record) error {
+			// Formats without a year (klog) take it from when the record
+			// was delivered: the file's modification time here.
+			rec.Time = delivered
 			events, err = dec.Decode(events[:0], rec)
 			if err != nil {
 				de := ingest.AsDecodeError(dec.Format(), err)
@@ -117,15 +121,22 @@ func formatOf(dec ingest.Decoder, raw []byte) string {
 	return dec.Format()
 }
 
-func openInput(name string, stdin io.Reader) (io.Reader, func(), error) {
+// openInput opens a file (or stdin for "-") and says when its records were
+// delivered: the file's modification time, or now for stdin.
+func openInput(name string, stdin io.Reader) (io.Reader, time.Time, func(), error) {
 	if name == "-" {
-		return stdin, func() {}, nil
+		return stdin, time.Now(), func() {}, nil
 	}
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, time.Time{}, nil, err
 	}
-	return f, func() { f.Close() }, nil
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, time.Time{}, nil, err
+	}
+	return f, st.ModTime(), func() { f.Close() }, nil
 }
 
 // deadLetterJSON is the form of a dead letter in the --dead-letters file:

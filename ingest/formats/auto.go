@@ -47,7 +47,8 @@ var jsonSniffs = []sniff{
 	// Some exports lower-case every key.
 	{"gcp_audit", func(b []byte) bool { return hasAny(b, `"protoPayload"`, `"protopayload"`) }},
 	{"k8s_audit", func(b []byte) bool {
-		return has(b, `"auditID"`) || has(b, `"audit.k8s.io/`) || has(b, `kube-audit`)
+		return has(b, `"auditID"`) || has(b, `"audit.k8s.io/`) || has(b, `kube-audit`) ||
+			(has(b, `"verb"`) && hasAny(b, `"objectRef"`, `"requestURI"`))
 	}},
 	{"vault_audit", func(b []byte) bool { return has(b, `"request"`, `"type"`) && hasAny(b, `"auth"`, `"remote_address"`) }},
 	{"kong", func(b []byte) bool {
