@@ -395,8 +395,8 @@ func CheckJSON(raw []byte, maxDepth int) *DecodeError {
 // or a number that overflows its field is bad_field, and a document that is
 // valid JSON but not an object is not_an_event.
 func DecodeJSON(format string, raw []byte, maxBytes, maxDepth int, v any) *DecodeError {
-	if len(raw) > maxBytes {
-		return Errorf(format, ReasonTooLarge, "%d bytes, limit %d", len(raw), maxBytes)
+	if de := CheckSize(format, raw, maxBytes); de != nil {
+		return de
 	}
 	if de := CheckJSON(raw, maxDepth); de != nil {
 		de.Format = format

@@ -103,7 +103,7 @@ const (
 // Decode implements ingest.Decoder.
 func (d *AzureActivityDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
 	var doc azureActivityDoc
-	lim := limit(d.MaxRecordBytes)
+	lim := ingest.RecordLimit(d.MaxRecordBytes)
 	raw := ingest.Unwrap(rec.Value)
 	if de := ingest.DecodeJSON(FormatAzureActivity, raw, lim, ingest.DefaultMaxDepth, &doc); de != nil {
 		return dst, de
@@ -144,12 +144,12 @@ func (a *azureActivity) event(rec ingest.Record, at string) (schemas.Event, *ing
 	if de != nil {
 		return schemas.Event{}, de
 	}
-	ip := hostIP(firstOf(a.CallerIP, a.HTTPRequest.V.ClientIPAddress))
+	ip := hostIP(ingest.FirstOf(a.CallerIP, a.HTTPRequest.V.ClientIPAddress))
 	id, cred, de := a.identity(ip)
 	if de != nil {
 		return schemas.Event{}, de
 	}
-	account := strings.ToLower(firstOf(a.SubscriptionID, azureSubscription(a.ResourceID)))
+	account := strings.ToLower(ingest.FirstOf(a.SubscriptionID, azureSubscription(a.ResourceID)))
 	if account == "" {
 		account = strings.ToLower(a.TenantID)
 	}
@@ -189,9 +189,9 @@ func (a *azureActivity) event(rec ingest.Record, at string) (schemas.Event, *ing
 		Service:    strings.ToLower(azureProvider(string(a.OperationName))),
 		Target:     schemas.Target{Resource: a.ResourceID},
 		Outcome:    a.outcome(),
-		Provenance: provenance(rec),
+		Provenance: rec.Provenance(),
 	}
-	if ms, err := strconv.ParseFloat(string(firstOf(string(a.DurationMs), string(a.Properties.V.ServerLatencyMs))), 64); err == nil && ms >= 0 && ms < 1e12 {
+	if ms, err := strconv.ParseFloat(string(ingest.FirstOf(string(a.DurationMs), string(a.Properties.V.ServerLatencyMs))), 64); err == nil && ms >= 0 && ms < 1e12 {
 		ev.DurationMS = ms
 	}
 	return ev, nil
@@ -219,7 +219,7 @@ func (a *azureActivity) identity(ip string) (schemas.Identity, schemas.Credentia
 	if name == "" {
 		name = string(claims[claimName])
 	}
-	upn := firstOf(string(claims[claimUPN]), string(claims["upn"]))
+	upn := ingest.FirstOf(string(claims[claimUPN]), string(claims["upn"]))
 	email := string(claims[claimEmail])
 	appID := string(claims["appid"])
 	switch {
@@ -266,8 +266,8 @@ func (a *azureActivity) identity(ip string) (schemas.Identity, schemas.Credentia
 // Failure and any status of 400 or more otherwise a failure; Success,
 // Succeeded, Started, Accepted and Active are successes.
 func (a *azureActivity) outcome() schemas.Outcome {
-	result := strings.ToLower(firstOf(string(a.ResultType), string(a.Status)))
-	sig := firstOf(string(a.ResultSignature), string(a.SubStatus))
+	result := strings.ToLower(ingest.FirstOf(string(a.ResultType), string(a.Status)))
+	sig := ingest.FirstOf(string(a.ResultSignature), string(a.SubStatus))
 	o := schemas.Outcome{Result: schemas.ResultSuccess}
 	status, ok := atoiOK(string(a.StatusCode))
 	if !ok {

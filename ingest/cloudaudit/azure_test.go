@@ -12,12 +12,12 @@ import (
 const azurePanther = "panther-analysis-azure-monitoractivity-rule-tests.ndjson"
 
 func TestGoldenAzureActivity(t *testing.T) {
-	inFormatDir(t, FormatAzureActivity)
+	ingesttest.InFormatDir(t, FormatAzureActivity)
 	ingesttest.Golden(t, NewAzureActivity())
 }
 
 func TestDecodeAzureActivity(t *testing.T) {
-	inFormatDir(t, FormatAzureActivity)
+	ingesttest.InFormatDir(t, FormatAzureActivity)
 	type want struct {
 		id, identity, kind, cred, ip, ua, action, resource, account, region, result, errorCode, time string
 		status                                                                                       int
@@ -119,7 +119,7 @@ func TestDecodeAzureActivity(t *testing.T) {
 }
 
 func TestDecodeAzureActivityErrors(t *testing.T) {
-	inFormatDir(t, FormatAzureActivity)
+	ingesttest.InFormatDir(t, FormatAzureActivity)
 	valid := string(ingesttest.Line(t, "azure-activity-variants.ndjson", 3))
 	batch := string(ingesttest.Line(t, "azure-activity-variants.ndjson", 2))
 	checkErrors(t, NewAzureActivity(), []errorCase{
@@ -141,18 +141,18 @@ func TestDecodeAzureActivityErrors(t *testing.T) {
 }
 
 func TestDecodeAzureActivityAppends(t *testing.T) {
-	inFormatDir(t, FormatAzureActivity)
+	ingesttest.InFormatDir(t, FormatAzureActivity)
 	ingesttest.Appends(t, NewAzureActivity(), ingesttest.Line(t, "azure-activity-variants.ndjson", 1))
 	ingesttest.Appends(t, NewAzureActivity(), ingesttest.Line(t, "azure-activity-variants.ndjson", 2))
 }
 
 func FuzzDecodeAzureActivity(f *testing.F) {
-	inFormatDir(f, FormatAzureActivity)
+	ingesttest.InFormatDir(f, FormatAzureActivity)
 	ingesttest.Fuzz(f, NewAzureActivity(),
 		[]byte(`{"records":[{"time":"2024-01-01T00:00:00Z","operationName":{"value":"a/b"},"caller":"x@y","statusCode":"403"}]}`))
 }
 
 func BenchmarkDecodeAzureActivity(b *testing.B) {
-	inFormatDir(b, FormatAzureActivity)
+	ingesttest.InFormatDir(b, FormatAzureActivity)
 	ingesttest.Bench(b, NewAzureActivity())
 }

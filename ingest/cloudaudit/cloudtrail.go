@@ -88,65 +88,34 @@ type userIdentity struct {
 // requestParameters are the values read from requestParameters: the
 // target of the call when resources is absent, and the STS request.
 type requestParameters struct {
-	RoleArn         lenientString `json:"roleArn"`
-	PolicyArn       lenientString `json:"policyArn"`
-	BucketName      lenientString `json:"bucketName"`
-	Key             lenientString `json:"key"`
-	SecretID        lenientString `json:"secretId"`
-	KeyID           lenientString `json:"keyId"`
-	FunctionName    lenientString `json:"functionName"`
-	RoleName        lenientString `json:"roleName"`
-	UserName        lenientString `json:"userName"`
-	GroupName       lenientString `json:"groupName"`
-	DurationSeconds lenientInt    `json:"durationSeconds"`
+	RoleArn         ingest.LenientString      `json:"roleArn"`
+	PolicyArn       ingest.LenientString      `json:"policyArn"`
+	BucketName      ingest.LenientString      `json:"bucketName"`
+	Key             ingest.LenientString      `json:"key"`
+	SecretID        ingest.LenientString      `json:"secretId"`
+	KeyID           ingest.LenientString      `json:"keyId"`
+	FunctionName    ingest.LenientString      `json:"functionName"`
+	RoleName        ingest.LenientString      `json:"roleName"`
+	UserName        ingest.LenientString      `json:"userName"`
+	GroupName       ingest.LenientString      `json:"groupName"`
+	DurationSeconds ingest.LenientIntOrString `json:"durationSeconds"`
 }
 
 // responseElements are the values read from responseElements.
 type responseElements struct {
 	Credentials struct {
-		AccessKeyID lenientString `json:"accessKeyId"`
-		Expiration  lenientString `json:"expiration"`
+		AccessKeyID ingest.LenientString `json:"accessKeyId"`
+		Expiration  ingest.LenientString `json:"expiration"`
 	} `json:"credentials"`
 	AssumedRoleUser struct {
-		ARN lenientString `json:"arn"`
+		ARN ingest.LenientString `json:"arn"`
 	} `json:"assumedRoleUser"`
-	ConsoleLogin lenientString `json:"ConsoleLogin"`
-}
-
-// lenientString keeps a JSON string and ignores any other value: the
-// parameters are best-effort context, and one API's odd shape must not
-// dead-letter its event.
-type lenientString string
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (s *lenientString) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		return json.Unmarshal(b, (*string)(s))
-	}
-	return nil
-}
-
-// lenientInt keeps a JSON integer, or a string holding one, and ignores
-// anything else.
-type lenientInt int64
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (n *lenientInt) UnmarshalJSON(b []byte) error {
-	if len(b) > 1 && b[0] == '"' {
-		b = b[1 : len(b)-1]
-	}
-	if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
-		*n = lenientInt(v)
-	}
-	return nil
+	ConsoleLogin ingest.LenientString `json:"ConsoleLogin"`
 }
 
 // Decode implements ingest.Decoder.
 func (d *Decoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
 	var doc document
 	if de := ingest.DecodeJSON(Format, rec.Value, limit, ingest.DefaultMaxDepth, &doc); de != nil {
 		return dst, de
@@ -196,7 +165,7 @@ func (r *trailEvent) event(rec ingest.Record, fallbackID string) (schemas.Event,
 		return schemas.Event{}, ingest.Errorf(Format, ingest.ReasonMissingField, "userIdentity is missing")
 	}
 
-	account := firstOf(r.RecipientAccountID, r.UserIdentity.AccountID)
+	account := ingest.FirstOf(r.RecipientAccountID, r.UserIdentity.AccountID)
 	var params requestParameters
 	if len(r.Resources) == 0 || r.isAssumeRole() {
 		// Not a JSON object (some producers stringify it): no parameters.
@@ -254,7 +223,7 @@ func (r *trailEvent) event(rec ingest.Record, fallbackID string) (schemas.Event,
 		Service:    r.EventSource,
 		Target:     schemas.Target{Resource: r.resource(&params, account)},
 		Outcome:    r.outcome(&resp),
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}
 	if r.isAssumeRole() && r.ErrorCode == "" {
 		ev.Issuance = r.issuance(t, id, &params, &resp)
@@ -270,7 +239,7 @@ func (r *trailEvent) isAssumeRole() bool {
 // name (SPEC §2: the role is the identity, the session is context).
 func (r *trailEvent) identity(params *requestParameters, resp *responseElements) (schemas.Identity, string, *ingest.DecodeError) {
 	ui := r.UserIdentity
-	account := firstOf(ui.AccountID, r.RecipientAccountID)
+	account := ingest.FirstOf(ui.AccountID, r.RecipientAccountID)
 	switch ui.Type {
 	case "AssumedRole":
 		// The session issuer is the role itself; the ARN carries the session.
@@ -290,7 +259,7 @@ func (r *trailEvent) identity(params *requestParameters, resp *responseElements)
 			return schemas.Identity{ID: "aws:user/" + account + "/" + ui.UserName, Kind: schemas.KindUser, Name: ui.UserName}, "", nil
 		}
 	case "AWSService":
-		if svc := firstOf(ui.InvokedBy, ui.PrincipalID); svc != "" {
+		if svc := ingest.FirstOf(ui.InvokedBy, ui.PrincipalID); svc != "" {
 			return schemas.Identity{ID: "aws:service/" + svc, Kind: schemas.KindUnknown, Name: svc}, "", nil
 		}
 	case "AWSAccount":
@@ -459,13 +428,4 @@ func parseExpiration(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Parse(time.RFC3339Nano, s)
-}
-
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

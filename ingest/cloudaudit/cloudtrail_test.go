@@ -1,7 +1,6 @@
 package cloudaudit
 
 import (
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,14 +14,14 @@ import (
 // TestGolden decodes every testdata line and compares the events (and the
 // dead letters of lines that do not decode) with <input>.golden.ndjson.
 func TestGolden(t *testing.T) {
-	inFormatDir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	ingesttest.Golden(t, New())
 }
 
 // TestDecode checks the fields the detectors depend on, record by record,
 // on AWS's own documentation examples.
 func TestDecode(t *testing.T) {
-	inFormatDir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	tests := []struct {
 		name     string
 		line     int
@@ -169,7 +168,7 @@ func TestOutcome(t *testing.T) {
 }
 
 func TestDecodeRecords(t *testing.T) {
-	inFormatDir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	d := New()
 	file := ingesttest.Line(t, "records.ndjson", 1)
 	evs, err := d.Decode(nil, ingest.Record{Topic: "cloudtrail", Offset: 7, Value: file})
@@ -204,7 +203,7 @@ func TestDecodeRecords(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	inFormatDir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	valid := string(ingesttest.Line(t, "awsdocs.ndjson", 5))
 	file := string(ingesttest.Line(t, "records.ndjson", 1))
 	panther := ingesttest.Inputs(t)["testdata/panther.ndjson"]
@@ -231,35 +230,27 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestMaxRecordBytes(t *testing.T) {
-	inFormatDir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	raw := ingesttest.Line(t, "awsdocs.ndjson", 1)
-	d := &Decoder{MaxRecordBytes: len(raw) - 1}
-	_, err := d.Decode(nil, ingest.Record{Value: raw})
-	var de *ingest.DecodeError
-	if !errors.As(err, &de) || de.Reason != ingest.ReasonTooLarge {
-		t.Fatalf("err = %v, want %s", err, ingest.ReasonTooLarge)
-	}
-	d.MaxRecordBytes = len(raw)
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err != nil {
-		t.Fatal(err)
-	}
+	d := &Decoder{}
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, raw)
 }
 
 // TestDecodeAppends checks the Decoder contract: events are appended to dst
 // and a failed record leaves dst as it was.
 func TestDecodeAppends(t *testing.T) {
-	inFormatDir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	ingesttest.Appends(t, New(), ingesttest.Line(t, "awsdocs.ndjson", 1))
 	// A whole file appends all of its events.
 	ingesttest.Appends(t, New(), ingesttest.Line(t, "records.ndjson", 1))
 }
 
 func FuzzDecode(f *testing.F) {
-	inFormatDir(f, Format)
+	ingesttest.InFormatDir(f, Format)
 	ingesttest.Fuzz(f, New(), []byte(`{"Records":[{"eventTime":"2024-01-15 10:30:00","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"},"requestParameters":"x","responseElements":{"credentials":{"expiration":7}}}]}`))
 }
 
 func BenchmarkDecode(b *testing.B) {
-	inFormatDir(b, Format)
+	ingesttest.InFormatDir(b, Format)
 	ingesttest.Bench(b, New())
 }

@@ -14,14 +14,6 @@ import (
 
 // Helpers shared by the decoders of this package.
 
-// limits returns the record size limit of a decoder (0 means the default).
-func limit(n int) int {
-	if n <= 0 {
-		return ingest.DefaultMaxRecordBytes
-	}
-	return n
-}
-
 // obj decodes a JSON object into V and ignores any other value: audit logs
 // re-exported by SIEMs and rule tests put placeholders ("…", null, a
 // stringified object) where the schema has an object, and such context
@@ -118,11 +110,6 @@ func hostIP(s string) string {
 		return ap.Addr().String()
 	}
 	return ""
-}
-
-// provenance is the Kafka position of rec.
-func provenance(rec ingest.Record) schemas.Provenance {
-	return schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
 }
 
 // isGUID reports whether s is a GUID (Azure application, object and tenant

@@ -69,7 +69,7 @@ type entraSignIn struct {
 // Decode implements ingest.Decoder.
 func (d *EntraSignInDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
 	var s entraSignIn
-	if de := ingest.DecodeJSON(FormatEntraSignIn, ingest.Unwrap(rec.Value), limit(d.MaxRecordBytes), ingest.DefaultMaxDepth, &s); de != nil {
+	if de := ingest.DecodeJSON(FormatEntraSignIn, ingest.Unwrap(rec.Value), ingest.RecordLimit(d.MaxRecordBytes), ingest.DefaultMaxDepth, &s); de != nil {
 		return dst, de
 	}
 	ev, de := s.event(rec)
@@ -97,7 +97,7 @@ func (s *entraSignIn) event(rec ingest.Record) (schemas.Event, *ingest.DecodeErr
 	case upn != "" && !machine:
 		id = azureUser(upn, string(p.UserDisplayName))
 	case p.AppID != "":
-		id = azureSP(string(p.AppID), firstOf(string(p.ServicePrincipalName), string(p.AppDisplayName)))
+		id = azureSP(string(p.AppID), ingest.FirstOf(string(p.ServicePrincipalName), string(p.AppDisplayName)))
 	case p.ServicePrincipalID != "":
 		// No app id logged: the object id still names the principal.
 		id = azureSP(string(p.ServicePrincipalID), string(p.ServicePrincipalName))
@@ -112,7 +112,7 @@ func (s *entraSignIn) event(rec ingest.Record) (schemas.Event, *ingest.DecodeErr
 	if p.ID != "" {
 		eventID = "entra:" + string(p.ID)
 	}
-	target := firstOf(string(p.ResourceDisplayName), string(p.AppDisplayName))
+	target := ingest.FirstOf(string(p.ResourceDisplayName), string(p.AppDisplayName))
 	action := "entra:signin"
 	if target != "" {
 		action += ":" + target
@@ -129,15 +129,15 @@ func (s *entraSignIn) event(rec ingest.Record) (schemas.Event, *ingest.DecodeErr
 		Identity:   id,
 		Credential: cred,
 		Actor: schemas.Actor{
-			IP:        hostIP(firstOf(string(p.IPAddress), s.CallerIP)),
+			IP:        hostIP(ingest.FirstOf(string(p.IPAddress), s.CallerIP)),
 			UserAgent: string(p.UserAgent),
 			Session:   s.CorrelationID,
 		},
 		Action:     action,
 		Service:    "entra",
-		Target:     schemas.Target{Resource: firstOf(string(p.ResourceID), string(p.ResourceDisplayName))},
+		Target:     schemas.Target{Resource: ingest.FirstOf(string(p.ResourceID), string(p.ResourceDisplayName))},
 		Outcome:    signInOutcome(string(p.Status.V.ErrorCode), string(s.ResultType)),
-		Provenance: provenance(rec),
+		Provenance: rec.Provenance(),
 	}
 	if id.Kind == schemas.KindServicePrinc && machine {
 		ev.Actor.Workload = string(p.ServicePrincipalName)
@@ -249,7 +249,7 @@ type entraModified struct {
 // Decode implements ingest.Decoder.
 func (d *EntraAuditDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
 	var a entraAudit
-	if de := ingest.DecodeJSON(FormatEntraAudit, ingest.Unwrap(rec.Value), limit(d.MaxRecordBytes), ingest.DefaultMaxDepth, &a); de != nil {
+	if de := ingest.DecodeJSON(FormatEntraAudit, ingest.Unwrap(rec.Value), ingest.RecordLimit(d.MaxRecordBytes), ingest.DefaultMaxDepth, &a); de != nil {
 		return dst, de
 	}
 	ev, de := a.event(rec)
@@ -267,7 +267,7 @@ func (a *entraAudit) event(rec ingest.Record) (schemas.Event, *ingest.DecodeErro
 		return schemas.Event{}, ingest.Errorf(FormatEntraAudit, ingest.ReasonNotAnEvent, "category %q is a sign-in log (format %s), not an audit log", a.Category, FormatEntraSignIn)
 	}
 	p := &a.Properties.V
-	op := strings.TrimSpace(firstOf(string(a.OperationName), string(p.OperationName), string(p.ActivityDisplayName)))
+	op := strings.TrimSpace(ingest.FirstOf(string(a.OperationName), string(p.OperationName), string(p.ActivityDisplayName)))
 	if op == "" {
 		return schemas.Event{}, ingest.Errorf(FormatEntraAudit, ingest.ReasonMissingField, "operationName is missing")
 	}
@@ -276,15 +276,15 @@ func (a *entraAudit) event(rec ingest.Record) (schemas.Event, *ingest.DecodeErro
 		return schemas.Event{}, de
 	}
 	user, app := &p.InitiatedBy.V.User.V, &p.InitiatedBy.V.App.V
-	ip := hostIP(firstOf(string(user.IPAddress), a.CallerIP, a.IPAddress))
+	ip := hostIP(ingest.FirstOf(string(user.IPAddress), a.CallerIP, a.IPAddress))
 	var id schemas.Identity
 	switch {
 	case user.UserPrincipalName != "":
 		id = azureUser(string(user.UserPrincipalName), string(user.DisplayName))
 	case app.AppID != "":
-		id = azureSP(string(app.AppID), firstOf(string(app.ServicePrincipalName), string(app.DisplayName)))
+		id = azureSP(string(app.AppID), ingest.FirstOf(string(app.ServicePrincipalName), string(app.DisplayName)))
 	case app.ServicePrincipalID != "":
-		id = azureSP(string(app.ServicePrincipalID), firstOf(string(app.ServicePrincipalName), string(app.DisplayName)))
+		id = azureSP(string(app.ServicePrincipalID), ingest.FirstOf(string(app.ServicePrincipalName), string(app.DisplayName)))
 	case user.ID != "":
 		id = schemas.Identity{ID: "azure:user-object/" + strings.ToLower(string(user.ID)), Kind: schemas.KindUser, Name: string(user.DisplayName)}
 	case a.Identity != "":
@@ -313,12 +313,12 @@ func (a *entraAudit) event(rec ingest.Record) (schemas.Event, *ingest.DecodeErro
 		Identity:   id,
 		Actor:      schemas.Actor{IP: ip, Session: a.CorrelationID},
 		Action:     "entra:" + op,
-		Service:    firstOf(string(p.LoggedByService), "entra"),
+		Service:    ingest.FirstOf(string(p.LoggedByService), "entra"),
 		Outcome:    auditOutcome(string(p.Result), string(p.ResultReason)),
-		Provenance: provenance(rec),
+		Provenance: rec.Provenance(),
 	}
 	if target != nil {
-		ev.Target.Resource = firstOf(string(target.UserPrincipalName), string(target.ID), string(target.DisplayName))
+		ev.Target.Resource = ingest.FirstOf(string(target.UserPrincipalName), string(target.ID), string(target.DisplayName))
 		if target.Type != "" && ev.Target.Resource != "" {
 			ev.Target.Resource = string(target.Type) + "/" + ev.Target.Resource
 		}

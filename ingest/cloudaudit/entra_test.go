@@ -17,12 +17,12 @@ const (
 )
 
 func TestGoldenEntraSignIn(t *testing.T) {
-	inFormatDir(t, FormatEntraSignIn)
+	ingesttest.InFormatDir(t, FormatEntraSignIn)
 	ingesttest.Golden(t, NewEntraSignIn())
 }
 
 func TestDecodeEntraSignIn(t *testing.T) {
-	inFormatDir(t, FormatEntraSignIn)
+	ingesttest.InFormatDir(t, FormatEntraSignIn)
 	tests := []struct {
 		name, file                                                         string
 		line                                                               int
@@ -92,7 +92,7 @@ func TestDecodeEntraSignIn(t *testing.T) {
 }
 
 func TestDecodeEntraSignInErrors(t *testing.T) {
-	inFormatDir(t, FormatEntraSignIn)
+	ingesttest.InFormatDir(t, FormatEntraSignIn)
 	valid := string(ingesttest.Line(t, "entra-signin-variants.ndjson", 2))
 	checkErrors(t, NewEntraSignIn(), []errorCase{
 		{"empty", "", ingest.ReasonInvalidJSON, ""},
@@ -131,27 +131,27 @@ func TestSignInOutcome(t *testing.T) {
 }
 
 func TestDecodeEntraSignInAppends(t *testing.T) {
-	inFormatDir(t, FormatEntraSignIn)
+	ingesttest.InFormatDir(t, FormatEntraSignIn)
 	ingesttest.Appends(t, NewEntraSignIn(), ingesttest.Line(t, "entra-signin-variants.ndjson", 1))
 }
 
 func FuzzDecodeEntraSignIn(f *testing.F) {
-	inFormatDir(f, FormatEntraSignIn)
+	ingesttest.InFormatDir(f, FormatEntraSignIn)
 	ingesttest.Fuzz(f, NewEntraSignIn())
 }
 
 func BenchmarkDecodeEntraSignIn(b *testing.B) {
-	inFormatDir(b, FormatEntraSignIn)
+	ingesttest.InFormatDir(b, FormatEntraSignIn)
 	ingesttest.Bench(b, NewEntraSignIn())
 }
 
 func TestGoldenEntraAudit(t *testing.T) {
-	inFormatDir(t, FormatEntraAudit)
+	ingesttest.InFormatDir(t, FormatEntraAudit)
 	ingesttest.Golden(t, NewEntraAudit())
 }
 
 func TestDecodeEntraAudit(t *testing.T) {
-	inFormatDir(t, FormatEntraAudit)
+	ingesttest.InFormatDir(t, FormatEntraAudit)
 	tests := []struct {
 		name, file                                                   string
 		line                                                         int
@@ -212,7 +212,7 @@ func TestDecodeEntraAudit(t *testing.T) {
 }
 
 func TestDecodeEntraAuditErrors(t *testing.T) {
-	inFormatDir(t, FormatEntraAudit)
+	ingesttest.InFormatDir(t, FormatEntraAudit)
 	valid := string(ingesttest.Line(t, "entra-audit-variants.ndjson", 2))
 	checkErrors(t, NewEntraAudit(), []errorCase{
 		{"empty", "", ingest.ReasonInvalidJSON, ""},
@@ -231,16 +231,16 @@ func TestDecodeEntraAuditErrors(t *testing.T) {
 }
 
 func TestDecodeEntraAuditAppends(t *testing.T) {
-	inFormatDir(t, FormatEntraAudit)
+	ingesttest.InFormatDir(t, FormatEntraAudit)
 	ingesttest.Appends(t, NewEntraAudit(), ingesttest.Line(t, "entra-audit-variants.ndjson", 1))
 }
 
 func FuzzDecodeEntraAudit(f *testing.F) {
-	inFormatDir(f, FormatEntraAudit)
+	ingesttest.InFormatDir(f, FormatEntraAudit)
 	ingesttest.Fuzz(f, NewEntraAudit())
 }
 
 func BenchmarkDecodeEntraAudit(b *testing.B) {
-	inFormatDir(b, FormatEntraAudit)
+	ingesttest.InFormatDir(b, FormatEntraAudit)
 	ingesttest.Bench(b, NewEntraAudit())
 }

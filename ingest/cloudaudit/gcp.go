@@ -119,7 +119,7 @@ type gcpResponse struct {
 // Decode implements ingest.Decoder.
 func (d *GCPAuditDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
 	var e gcpEntry
-	if de := ingest.DecodeJSON(FormatGCPAudit, ingest.Unwrap(rec.Value), limit(d.MaxRecordBytes), ingest.DefaultMaxDepth, &e); de != nil {
+	if de := ingest.DecodeJSON(FormatGCPAudit, ingest.Unwrap(rec.Value), ingest.RecordLimit(d.MaxRecordBytes), ingest.DefaultMaxDepth, &e); de != nil {
 		return dst, de
 	}
 	ev, de := e.event(rec)
@@ -137,7 +137,7 @@ func (e *gcpEntry) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError)
 		return schemas.Event{}, ingest.Errorf(FormatGCPAudit, ingest.ReasonNotAnEvent, "no protoPayload: not a Cloud Audit Logs entry")
 	}
 	p := &e.ProtoPayload.V
-	if typ := firstOf(p.Type, p.AtSignType); typ != "" && typ != auditLogType {
+	if typ := ingest.FirstOf(p.Type, p.AtSignType); typ != "" && typ != auditLogType {
 		return schemas.Event{}, ingest.Errorf(FormatGCPAudit, ingest.ReasonNotAnEvent, "protoPayload @type %q is not %s", typ, auditLogType)
 	}
 	if p.MethodName == "" {
@@ -177,7 +177,7 @@ func (e *gcpEntry) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError)
 		}
 	}
 
-	region := firstOf(string(res.Labels.Location), string(res.Labels.Region), string(res.Labels.Zone))
+	region := ingest.FirstOf(string(res.Labels.Location), string(res.Labels.Region), string(res.Labels.Zone))
 	if region == "" && len(p.ResourceLocation.V.CurrentLocations) > 0 {
 		region = string(p.ResourceLocation.V.CurrentLocations[0])
 	}
@@ -208,7 +208,7 @@ func (e *gcpEntry) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError)
 		Service:    service,
 		Target:     schemas.Target{Resource: string(p.ResourceName)},
 		Outcome:    p.outcome(),
-		Provenance: provenance(rec),
+		Provenance: rec.Provenance(),
 	}
 	if ev.Outcome.Result == schemas.ResultSuccess {
 		ev.Issuance = p.issuance(t, id, cluster)

@@ -14,12 +14,12 @@ import (
 const gcpPanther = "panther-analysis-gcp-auditlog-rule-tests.ndjson"
 
 func TestGoldenGCPAudit(t *testing.T) {
-	inFormatDir(t, FormatGCPAudit)
+	ingesttest.InFormatDir(t, FormatGCPAudit)
 	ingesttest.Golden(t, NewGCPAudit())
 }
 
 func TestDecodeGCPAudit(t *testing.T) {
-	inFormatDir(t, FormatGCPAudit)
+	ingesttest.InFormatDir(t, FormatGCPAudit)
 	tests := []struct {
 		name, file                                string
 		line                                      int
@@ -144,7 +144,7 @@ func TestGCPAction(t *testing.T) {
 }
 
 func TestDecodeGCPAuditErrors(t *testing.T) {
-	inFormatDir(t, FormatGCPAudit)
+	ingesttest.InFormatDir(t, FormatGCPAudit)
 	valid := string(ingesttest.Line(t, "gcp-variants.ndjson", 3))
 	checkErrors(t, NewGCPAudit(), []errorCase{
 		{"empty", "", ingest.ReasonInvalidJSON, ""},
@@ -168,7 +168,7 @@ func TestDecodeGCPAuditErrors(t *testing.T) {
 // TestGCPAuditHugeStatus: a status code that fits no integer is an unknown
 // error, not a dead letter: the rest of the record is sound.
 func TestGCPAuditHugeStatus(t *testing.T) {
-	inFormatDir(t, FormatGCPAudit)
+	ingesttest.InFormatDir(t, FormatGCPAudit)
 	raw := strings.Replace(string(ingesttest.Line(t, "gcp-variants.ndjson", 3)), `"code":7`, `"code":99999999999999999999999`, 1)
 	ev := decodeOne(t, NewGCPAudit(), []byte(raw))
 	if ev.Outcome.Result != schemas.ResultFailure || ev.Outcome.ErrorCode != "UNKNOWN" {
@@ -177,18 +177,18 @@ func TestGCPAuditHugeStatus(t *testing.T) {
 }
 
 func TestDecodeGCPAuditAppends(t *testing.T) {
-	inFormatDir(t, FormatGCPAudit)
+	ingesttest.InFormatDir(t, FormatGCPAudit)
 	ingesttest.Appends(t, NewGCPAudit(), ingesttest.Line(t, "gcp-variants.ndjson", 1))
 }
 
 func FuzzDecodeGCPAudit(f *testing.F) {
-	inFormatDir(f, FormatGCPAudit)
+	ingesttest.InFormatDir(f, FormatGCPAudit)
 	ingesttest.Fuzz(f, NewGCPAudit(),
 		[]byte(`{"protoPayload":{"methodName":"io.k8s.v1","authenticationInfo":{"principalSubject":"x"},"status":{"code":"7"}},"timestamp":"2024-01-01 00:00:00"}`),
 		[]byte(`{"protoPayload":{"methodName":"a..b","requestMetadata":{"callerIp":"[::1]:80"}},"receiveTimestamp":"0000-01-01T00:00:00Z"}`))
 }
 
 func BenchmarkDecodeGCPAudit(b *testing.B) {
-	inFormatDir(b, FormatGCPAudit)
+	ingesttest.InFormatDir(b, FormatGCPAudit)
 	ingesttest.Bench(b, NewGCPAudit())
 }

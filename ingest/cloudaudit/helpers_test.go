@@ -2,8 +2,6 @@ package cloudaudit
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,23 +9,6 @@ import (
 	"github.com/nhisentry/nhisentry/ingest/ingesttest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
-
-// Each decoder of this package keeps its inputs and golden files in
-// testdata/<format>/testdata/, and its tests run in testdata/<format>, so
-// that the ingesttest harness (which reads "testdata/*") sees only that
-// decoder's files.
-//
-// A fuzz worker process starts in the directory the coordinator was in
-// when fuzzing began, which is already testdata/<format>: there it stays.
-func inFormatDir(tb testing.TB, format string) {
-	tb.Helper()
-	dir := filepath.Join("testdata", format)
-	if wd, err := os.Getwd(); err == nil && strings.HasSuffix(wd, string(filepath.Separator)+dir) {
-		return
-	}
-	type chdirer interface{ Chdir(string) }
-	tb.(chdirer).Chdir(dir)
-}
 
 // errorCase is a negative case whose detail must also name what is wrong.
 type errorCase struct {

@@ -129,7 +129,7 @@ type k8sWrap struct {
 func (d *K8sAuditDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
 	var doc k8sDoc
 	raw := ingest.Unwrap(rec.Value)
-	lim := limit(d.MaxRecordBytes)
+	lim := ingest.RecordLimit(d.MaxRecordBytes)
 	if de := ingest.DecodeJSON(FormatK8sAudit, raw, lim, ingest.DefaultMaxDepth, &doc); de != nil {
 		return dst, de
 	}
@@ -362,7 +362,7 @@ func (e *k8sEvent) event(rec ingest.Record, w k8sWrap, at string) (schemas.Event
 		Target:     schemas.Target{Resource: target},
 		Outcome:    e.outcome(),
 		DurationMS: durationMS,
-		Provenance: provenance(rec),
+		Provenance: rec.Provenance(),
 	}
 	if e.Verb == "create" && ref.Resource == "serviceaccounts" && ref.Subresource == "token" && ev.Outcome.Result == schemas.ResultSuccess {
 		ev.Issuance = e.tokenIssuance(start, cluster, id)

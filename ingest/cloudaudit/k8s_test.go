@@ -14,12 +14,12 @@ import (
 const eksPanther = "panther-analysis-eks-audit-rule-tests.ndjson"
 
 func TestGoldenK8sAudit(t *testing.T) {
-	inFormatDir(t, FormatK8sAudit)
+	ingesttest.InFormatDir(t, FormatK8sAudit)
 	ingesttest.Golden(t, NewK8sAudit())
 }
 
 func TestDecodeK8sAudit(t *testing.T) {
-	inFormatDir(t, FormatK8sAudit)
+	ingesttest.InFormatDir(t, FormatK8sAudit)
 	type want struct {
 		id, identity, kind, cred, ip, ua, node, workload, action, resource, cluster, provider, result, time string
 		status                                                                                              int
@@ -128,7 +128,7 @@ func TestDecodeK8sAudit(t *testing.T) {
 }
 
 func TestK8sAuditCluster(t *testing.T) {
-	inFormatDir(t, FormatK8sAudit)
+	ingesttest.InFormatDir(t, FormatK8sAudit)
 	d := &K8sAuditDecoder{Cluster: "prod-eu"}
 	ev := decodeOne(t, d, ingesttest.Line(t, "k8s-variants.ndjson", 3))
 	if ev.Identity.ID != "k8s:sa/prod-eu/payments/ledger-api" || ev.Source.Cluster != "prod-eu" {
@@ -137,7 +137,7 @@ func TestK8sAuditCluster(t *testing.T) {
 }
 
 func TestDecodeK8sAuditErrors(t *testing.T) {
-	inFormatDir(t, FormatK8sAudit)
+	ingesttest.InFormatDir(t, FormatK8sAudit)
 	valid := string(ingesttest.Line(t, "k8s-variants.ndjson", 3))
 	aks := string(ingesttest.Line(t, "k8s-variants.ndjson", 5))
 	checkErrors(t, NewK8sAudit(), []errorCase{
@@ -165,19 +165,19 @@ func TestDecodeK8sAuditErrors(t *testing.T) {
 }
 
 func TestDecodeK8sAuditAppends(t *testing.T) {
-	inFormatDir(t, FormatK8sAudit)
+	ingesttest.InFormatDir(t, FormatK8sAudit)
 	ingesttest.Appends(t, NewK8sAudit(), ingesttest.Line(t, "k8s-variants.ndjson", 2))
 	ingesttest.Appends(t, NewK8sAudit(), ingesttest.Line(t, "k8s-variants.ndjson", 5))
 }
 
 func FuzzDecodeK8sAudit(f *testing.F) {
-	inFormatDir(f, FormatK8sAudit)
+	ingesttest.InFormatDir(f, FormatK8sAudit)
 	ingesttest.Fuzz(f, NewK8sAudit(),
 		[]byte(`{"logGroup":"/aws/eks/c/cluster","logEvents":[{"timestamp":1,"message":"{\"kind\":\"Event\",\"verb\":\"get\",\"user\":{\"username\":\"system:node:\"}}"}]}`),
 		[]byte(`{"kind":"EventList","items":[{"verb":"create","user":{"username":"a"},"objectRef":{"resource":"serviceaccounts","subresource":"token"},"stageTimestamp":"2024-01-01T00:00:00Z","requestObject":{"spec":{"expirationSeconds":-1}}}]}`))
 }
 
 func BenchmarkDecodeK8sAudit(b *testing.B) {
-	inFormatDir(b, FormatK8sAudit)
+	ingesttest.InFormatDir(b, FormatK8sAudit)
 	ingesttest.Bench(b, NewK8sAudit())
 }

@@ -157,21 +157,15 @@ func (l *apigwLog) isAccessLog() bool {
 		l.RouteKey.v != "" || l.ResourcePath.v != ""
 }
 
-func (d *APIGatewayDecoder) limit() int {
-	if d.MaxRecordBytes <= 0 {
-		return ingest.DefaultMaxRecordBytes
-	}
-	return d.MaxRecordBytes
-}
-
 // Decode implements ingest.Decoder.
 func (d *APIGatewayDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.limit()
-	if len(rec.Value) > limit {
-		return dst, ingest.Errorf(APIGatewayFormat, ingest.ReasonTooLarge, "%d bytes, limit %d", len(rec.Value), limit)
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
+	line, de := ingest.UnwrapRecord(APIGatewayFormat, rec.Value, limit)
+	if de != nil {
+		return dst, de
 	}
 	var l apigwLog
-	if de := ingest.DecodeJSON(APIGatewayFormat, ingest.Unwrap(rec.Value), limit, ingest.DefaultMaxDepth, &l); de != nil {
+	if de := ingest.DecodeJSON(APIGatewayFormat, line, limit, ingest.DefaultMaxDepth, &l); de != nil {
 		return dst, de
 	}
 	switch {
@@ -218,7 +212,7 @@ func (d *APIGatewayDecoder) bundle(dst []schemas.Event, rec ingest.Record, b *ap
 	n := len(dst)
 	for i, le := range b.LogEvents {
 		var l apigwLog
-		if de := decodeMessage(le.Message, d.limit(), &l); de != nil {
+		if de := decodeMessage(le.Message, ingest.RecordLimit(d.MaxRecordBytes), &l); de != nil {
 			de.Detail = "logEvents[" + strconv.Itoa(i) + "]: " + de.Detail
 			return dst[:n], de
 		}
@@ -269,7 +263,7 @@ func (l *apigwLog) event(rec ingest.Record, raw []byte, owner string, tsMillis i
 		return schemas.Event{}, de
 	}
 
-	ip := firstOf(l.IP.v, l.SourceIP.v, l.DotSourceIP.v, l.Identity.SourceIP.v)
+	ip := ingest.FirstOf(l.IP.v, l.SourceIP.v, l.DotSourceIP.v, l.Identity.SourceIP.v)
 	if ip != "" {
 		if ip, de = parseIP(f, "ip", ip); de != nil {
 			return schemas.Event{}, de
@@ -281,9 +275,9 @@ func (l *apigwLog) event(rec ingest.Record, raw []byte, owner string, tsMillis i
 		cred    schemas.Credential
 		session string
 	)
-	apiKeyID := firstOf(l.APIKeyID.v, l.DotAPIKeyID.v, l.Identity.APIKeyID.v)
-	userArn := firstOf(l.UserArn.v, l.DotUserArn.v, l.Identity.UserArn.v)
-	principal := firstOf(l.PrincipalID.v, l.DotPrincipalID.v, l.Authorizer.PrincipalID.v, l.DotClaimsSub.v, l.Authorizer.Claims.Sub.v)
+	apiKeyID := ingest.FirstOf(l.APIKeyID.v, l.DotAPIKeyID.v, l.Identity.APIKeyID.v)
+	userArn := ingest.FirstOf(l.UserArn.v, l.DotUserArn.v, l.Identity.UserArn.v)
+	principal := ingest.FirstOf(l.PrincipalID.v, l.DotPrincipalID.v, l.Authorizer.PrincipalID.v, l.DotClaimsSub.v, l.Authorizer.Claims.Sub.v)
 	switch {
 	case apiKeyID != "":
 		id = ingest.APIKeyIdentity(f, apiKeyID)
@@ -293,14 +287,14 @@ func (l *apigwLog) event(rec ingest.Record, raw []byte, owner string, tsMillis i
 		if id, session, err = ingest.AWSIdentity(userArn); err != nil {
 			return schemas.Event{}, ingest.Errorf(f, ingest.ReasonBadField, "userArn: %v", err)
 		}
-		if ak := firstOf(l.AccessKey.v, l.DotAccessKey.v, l.Identity.AccessKey.v); ak != "" {
+		if ak := ingest.FirstOf(l.AccessKey.v, l.DotAccessKey.v, l.Identity.AccessKey.v); ak != "" {
 			cred = schemas.Credential{ID: ak, Type: "aws_access_key"}
 		}
 	case principal != "":
 		// A Lambda authorizer's principalId or a Cognito/JWT subject is
 		// only unique within the authorizer, i.e. within the API.
 		id = schemas.Identity{
-			ID:   "apigateway:principal/" + firstOf(l.APIID.v, "-") + "/" + principal,
+			ID:   "apigateway:principal/" + ingest.FirstOf(l.APIID.v, "-") + "/" + principal,
 			Kind: schemas.KindUnknown,
 			Name: principal,
 		}
@@ -308,7 +302,7 @@ func (l *apigwLog) event(rec ingest.Record, raw []byte, owner string, tsMillis i
 		id = ingest.IPIdentity(ip)
 		// The IAM principal id (AIDA…, AROA…:session) when userArn is not
 		// logged: not canonical, but worth showing.
-		id.Name = firstOf(l.Caller.v, l.DotCaller.v, l.Identity.Caller.v)
+		id.Name = ingest.FirstOf(l.Caller.v, l.DotCaller.v, l.Identity.Caller.v)
 	default:
 		return schemas.Event{}, ingest.Errorf(f, ingest.ReasonMissingField, "no apiKeyId, userArn, authorizer principalId or source ip to identify the caller")
 	}
@@ -318,7 +312,7 @@ func (l *apigwLog) event(rec ingest.Record, raw []byte, owner string, tsMillis i
 		return schemas.Event{}, de
 	}
 
-	eventID := firstOf(l.RequestID.v, l.ExtendedRequestID.v)
+	eventID := ingest.FirstOf(l.RequestID.v, l.ExtendedRequestID.v)
 	if eventID != "" {
 		eventID = f + ":" + eventID
 	} else {
@@ -333,10 +327,10 @@ func (l *apigwLog) event(rec ingest.Record, raw []byte, owner string, tsMillis i
 		}
 	}
 
-	o := outcome(status)
-	o.ErrorCode = firstOf(l.ErrorResponseType.v, l.DotResponseType.v, l.Error.ResponseType.v)
+	o := ingest.HTTPOutcome(status)
+	o.ErrorCode = ingest.FirstOf(l.ErrorResponseType.v, l.DotResponseType.v, l.Error.ResponseType.v)
 	if o.ErrorCode == "" {
-		o.ErrorCode = errorCode(firstOf(l.ErrorMessage.v, l.DotErrorMessage.v, l.Error.Message.v))
+		o.ErrorCode = errorCode(ingest.FirstOf(l.ErrorMessage.v, l.DotErrorMessage.v, l.Error.Message.v))
 	}
 
 	return schemas.Event{
@@ -346,14 +340,14 @@ func (l *apigwLog) event(rec ingest.Record, raw []byte, owner string, tsMillis i
 			Family:   schemas.FamilyGateway,
 			Format:   f,
 			Provider: "aws",
-			Account:  firstOf(l.AccountID.v, owner),
+			Account:  ingest.FirstOf(l.AccountID.v, owner),
 			Region:   regionOf(l.DomainName.v),
 		},
 		Identity:   id,
 		Credential: cred,
 		Actor: schemas.Actor{
 			IP:        ip,
-			UserAgent: firstOf(l.UserAgent.v, l.DotUserAgent.v, l.Identity.UserAgent.v),
+			UserAgent: ingest.FirstOf(l.UserAgent.v, l.DotUserAgent.v, l.Identity.UserAgent.v),
 			Session:   session,
 		},
 		Action:     action,
@@ -362,7 +356,7 @@ func (l *apigwLog) event(rec ingest.Record, raw []byte, owner string, tsMillis i
 		Outcome:    o,
 		BytesOut:   bytesOut,
 		DurationMS: duration,
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}, nil
 }
 
@@ -463,5 +457,5 @@ func errorCode(msg string) string {
 	if i := strings.Index(msg, ": "); i > 0 {
 		msg = msg[:i]
 	}
-	return truncateN(msg, 128)
+	return ingest.Truncate(msg, 128)
 }

@@ -9,27 +9,25 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-const apigatewayDir = "testdata/apigateway"
-
 func TestGoldenAPIGateway(t *testing.T) {
-	enter(t, apigatewayDir)
+	ingesttest.InFormatDir(t, APIGatewayFormat)
 	ingesttest.Golden(t, NewAPIGateway())
 }
 
 func TestAppendsAPIGateway(t *testing.T) {
-	enter(t, apigatewayDir)
+	ingesttest.InFormatDir(t, APIGatewayFormat)
 	ingesttest.Appends(t, NewAPIGateway(), ingesttest.Line(t, "elastic-apigateway-rest-access.ndjson", 4))
 }
 
 func FuzzDecodeAPIGateway(f *testing.F) {
-	enter(f, apigatewayDir)
+	ingesttest.InFormatDir(f, APIGatewayFormat)
 	ingesttest.Fuzz(f, NewAPIGateway(),
 		[]byte(`{"requestId":"x","requestTimeEpoch":1,"httpMethod":"GET","path":"/a/1","identity":{"sourceIp":"::1"}}`),
 		[]byte(`{"messageType":"DATA_MESSAGE","logEvents":[{"timestamp":1,"message":"{\"routeKey\":\"$connect\",\"ip\":\"10.0.0.1\"}"}]}`))
 }
 
 func BenchmarkDecodeAPIGateway(b *testing.B) {
-	enter(b, apigatewayDir)
+	ingesttest.InFormatDir(b, APIGatewayFormat)
 	ingesttest.Bench(b, NewAPIGateway())
 }
 
@@ -40,7 +38,7 @@ func TestDecodeAPIGateway(t *testing.T) {
 		s.Account, s.Region = acct, region
 		return s
 	}
-	checkDecode(t, apigatewayDir, NewAPIGateway(), []want{
+	checkDecode(t, NewAPIGateway(), []want{
 		{
 			name: "Elastic HTTP API line: routeKey, no caller", file: "elastic-apigateway-http-and-rest-access.ndjson", line: 1,
 			id: "apigateway:GQIVriFLIAMEMsA=", source: src, time: "2023-06-09T12:54:08.000000Z",
@@ -132,7 +130,7 @@ func TestDecodeAPIGateway(t *testing.T) {
 }
 
 func TestDecodeErrorsAPIGateway(t *testing.T) {
-	enter(t, apigatewayDir)
+	ingesttest.InFormatDir(t, APIGatewayFormat)
 	valid := string(ingesttest.Line(t, "apigateway-variants.ndjson", 1))
 	bundle := string(ingesttest.Line(t, "apigateway-variants.ndjson", 7))
 	ingesttest.Errors(t, NewAPIGateway(), []ingesttest.ErrorCase{
@@ -167,12 +165,8 @@ func TestDecodeErrorsAPIGateway(t *testing.T) {
 }
 
 func TestMaxRecordBytesAPIGateway(t *testing.T) {
-	enter(t, apigatewayDir)
+	ingesttest.InFormatDir(t, APIGatewayFormat)
 	raw := ingesttest.Line(t, "apigateway-variants.ndjson", 1)
-	d := &APIGatewayDecoder{MaxRecordBytes: len(raw) - 1}
-	ingesttest.Errors(t, d, []ingesttest.ErrorCase{{Name: "one byte over", In: string(raw), Reason: ingest.ReasonTooLarge}})
-	d.MaxRecordBytes = len(raw)
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err != nil {
-		t.Fatal(err)
-	}
+	d := &APIGatewayDecoder{}
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, raw)
 }

@@ -155,17 +155,4 @@ func stripQuery(p string) string {
 }
 
 // truncate bounds a value quoted in an error detail.
-func truncate(s string) string { return truncateN(s, 64) }
-
-// truncateN cuts s to at most n bytes at a rune boundary, marking the cut.
-func truncateN(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cut at a rune boundary so the detail stays valid UTF-8.
-	i := n
-	for i > 0 && s[i]&0xC0 == 0x80 {
-		i--
-	}
-	return s[:i] + "…"
-}
+func truncate(s string) string { return ingest.Truncate(s, 64) }

@@ -1,9 +1,6 @@
 package gateway
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/nhisentry/nhisentry/ingest"
@@ -15,21 +12,6 @@ import (
 // testdata/<format>/testdata/, and its tests chdir to testdata/<format> so
 // that ingesttest, which globs testdata/* relative to the working directory,
 // sees that decoder's files only (testdata/README.md).
-
-// enter changes the working directory to dir (testdata/<format>) for the
-// rest of the test, unless it is already there: fuzz workers start in the
-// directory the coordinator was in, which is dir already.
-func enter(tb testing.TB, dir string) {
-	tb.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if strings.HasSuffix(filepath.ToSlash(wd), "/"+dir) {
-		return
-	}
-	tb.Chdir(dir)
-}
 
 // want is what a TestDecode case asserts about the one event of a record.
 // Every field is compared, so an empty want field asserts an empty value.
@@ -55,10 +37,11 @@ type want struct {
 	durationMS float64
 }
 
-// checkDecode decodes each case's line with d (inside dir) and compares.
-func checkDecode(t *testing.T, dir string, d ingest.Decoder, cases []want) {
+// checkDecode decodes each case's line with d (in d's testdata directory)
+// and compares.
+func checkDecode(t *testing.T, d ingest.Decoder, cases []want) {
 	t.Helper()
-	enter(t, dir)
+	ingesttest.InFormatDir(t, d.Format())
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := ingesttest.Line(t, tc.file, tc.line)

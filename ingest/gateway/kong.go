@@ -97,10 +97,7 @@ func (h *headerValue) UnmarshalJSON(b []byte) error {
 
 // Decode implements ingest.Decoder.
 func (d *Decoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
 	var l kongLog
 	if de := ingest.DecodeJSON(Format, rec.Value, limit, ingest.DefaultMaxDepth, &l); de != nil {
 		return dst, de
@@ -153,7 +150,7 @@ func (l *kongLog) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError) 
 	}
 	id.Name = l.Consumer.Username
 
-	eventID := firstOf(l.Request.ID, string(l.Request.Headers.KongRequestID), string(l.Request.Headers.RequestID))
+	eventID := ingest.FirstOf(l.Request.ID, string(l.Request.Headers.KongRequestID), string(l.Request.Headers.RequestID))
 	if eventID != "" {
 		eventID = "kong:" + eventID
 	} else {
@@ -179,12 +176,12 @@ func (l *kongLog) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError) 
 			UserAgent: string(l.Request.Headers.UserAgent),
 		},
 		Action:     l.action(),
-		Service:    firstOf(l.Service.Name, l.Service.Host, l.Service.ID),
-		Outcome:    outcome(l.Response.Status),
+		Service:    ingest.FirstOf(l.Service.Name, l.Service.Host, l.Service.ID),
+		Outcome:    ingest.HTTPOutcome(l.Response.Status),
 		BytesIn:    l.Request.Size,
 		BytesOut:   l.Response.Size,
 		DurationMS: duration,
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}, nil
 }
 
@@ -194,26 +191,4 @@ func (l *kongLog) action() string {
 		return l.Request.Method
 	}
 	return l.Request.Method + " " + ingest.TemplatePath(l.Request.URI)
-}
-
-// outcome classifies an HTTP status: 401/403 are authorization denials,
-// 5xx and a missing status (the connection failed) are failures.
-func outcome(status int) schemas.Outcome {
-	o := schemas.Outcome{Result: schemas.ResultSuccess, Status: status}
-	switch {
-	case status == 401 || status == 403:
-		o.Result = schemas.ResultDenied
-	case status >= 500 || status == 0:
-		o.Result = schemas.ResultFailure
-	}
-	return o
-}
-
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -11,13 +9,10 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-// kongDir holds the kong decoder's testdata/ (see testdata/README.md).
-const kongDir = "testdata/kong"
-
 // TestGolden decodes every testdata line and compares the events (and the
 // dead letters of lines that do not decode) with <input>.golden.ndjson.
 func TestGolden(t *testing.T) {
-	enter(t, kongDir)
+	ingesttest.InFormatDir(t, Format)
 	ingesttest.Golden(t, New())
 }
 
@@ -73,7 +68,7 @@ func TestDecode(t *testing.T) {
 			bytesIn: 138, bytesOut: 0, durationMS: 60001,
 		},
 	}
-	enter(t, kongDir)
+	ingesttest.InFormatDir(t, Format)
 	d := New()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,7 +99,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	enter(t, kongDir)
+	ingesttest.InFormatDir(t, Format)
 	valid := string(ingesttest.Line(t, "kong-file-log.ndjson", 1))
 	ingesttest.Errors(t, New(), []ingesttest.ErrorCase{
 		{Name: "empty", In: "", Reason: ingest.ReasonInvalidJSON},
@@ -128,47 +123,26 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestMaxRecordBytes(t *testing.T) {
-	enter(t, kongDir)
+	ingesttest.InFormatDir(t, Format)
 	raw := ingesttest.Line(t, "kong-file-log.ndjson", 1)
-	d := &Decoder{MaxRecordBytes: len(raw) - 1}
-	_, err := d.Decode(nil, ingest.Record{Value: raw})
-	var de *ingest.DecodeError
-	if !errors.As(err, &de) || de.Reason != ingest.ReasonTooLarge {
-		t.Fatalf("err = %v, want %s", err, ingest.ReasonTooLarge)
-	}
-	d.MaxRecordBytes = len(raw)
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err != nil {
-		t.Fatal(err)
-	}
+	d := &Decoder{}
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, raw)
 }
 
 // TestDecodeAppends checks the Decoder contract: events are appended to dst
 // and a failed record leaves dst as it was; a Kong entry is exactly one event.
 func TestDecodeAppends(t *testing.T) {
-	enter(t, kongDir)
-	ingesttest.Appends(t, exactlyOne{New()}, ingesttest.Line(t, "kong-file-log.ndjson", 1))
+	ingesttest.InFormatDir(t, Format)
+	ingesttest.Appends(t, ingesttest.ExactlyOne(New()), ingesttest.Line(t, "kong-file-log.ndjson", 1))
 }
 
 func FuzzDecode(f *testing.F) {
-	enter(f, kongDir)
-	ingesttest.Fuzz(f, exactlyOne{New()},
+	ingesttest.InFormatDir(f, Format)
+	ingesttest.Fuzz(f, ingesttest.ExactlyOne(New()),
 		[]byte(`{"started_at":1614232668342,"client_ip":"::1","request":{"method":"GET","uri":"/a/1","headers":{"user-agent":["x"]}}}`))
 }
 
 func BenchmarkDecode(b *testing.B) {
-	enter(b, kongDir)
+	ingesttest.InFormatDir(b, Format)
 	ingesttest.Bench(b, New())
-}
-
-// exactlyOne wraps a decoder whose every decoded record is one event, and
-// panics (failing the fuzz or contract test) when it appends another number.
-type exactlyOne struct{ ingest.Decoder }
-
-func (d exactlyOne) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	n := len(dst)
-	dst, err := d.Decoder.Decode(dst, rec)
-	if err == nil && len(dst)-n != 1 {
-		panic(fmt.Sprintf("%s: %d events, want 1", d.Format(), len(dst)-n))
-	}
-	return dst, err
 }

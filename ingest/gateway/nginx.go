@@ -63,14 +63,10 @@ type accessLog struct {
 
 // Decode implements ingest.Decoder.
 func (d *NGINXDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
+	line, de := ingest.UnwrapRecord(NGINXFormat, rec.Value, ingest.RecordLimit(d.MaxRecordBytes))
+	if de != nil {
+		return dst, de
 	}
-	if len(rec.Value) > limit {
-		return dst, ingest.Errorf(NGINXFormat, ingest.ReasonTooLarge, "%d bytes, limit %d", len(rec.Value), limit)
-	}
-	line := ingest.Unwrap(rec.Value)
 	if !utf8.Valid(line) {
 		// NGINX escapes every byte outside printable ASCII as \xHH, so
 		// raw invalid UTF-8 is corruption, not a request.
@@ -319,7 +315,7 @@ func (a *accessLog) event(format string, rec ingest.Record) (schemas.Event, *ing
 	}
 
 	action, resource, valid := a.action()
-	o := outcome(status)
+	o := ingest.HTTPOutcome(status)
 	if !valid {
 		o.ErrorCode = "invalid_request_line"
 	}
@@ -344,13 +340,13 @@ func (a *accessLog) event(format string, rec ingest.Record) (schemas.Event, *ing
 		Credential: cred,
 		Actor:      schemas.Actor{IP: ip, UserAgent: a.userAgent},
 		Action:     action,
-		Service:    firstOf(a.upstreamName, a.host),
+		Service:    ingest.FirstOf(a.upstreamName, a.host),
 		Target:     schemas.Target{Resource: resource, Peer: upstreamPeer(a.upstreamAddr)},
 		Outcome:    o,
 		BytesIn:    bytesIn,
 		BytesOut:   bytesOut,
 		DurationMS: duration,
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}, nil
 }
 

@@ -9,26 +9,24 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-const nginxDir = "testdata/nginx"
-
 func TestGoldenNGINX(t *testing.T) {
-	enter(t, nginxDir)
+	ingesttest.InFormatDir(t, NGINXFormat)
 	ingesttest.Golden(t, NewNGINX())
 }
 
 func TestAppendsNGINX(t *testing.T) {
-	enter(t, nginxDir)
-	ingesttest.Appends(t, exactlyOne{NewNGINX()}, ingesttest.Line(t, "elastic-nginx-access-combined.log", 1))
+	ingesttest.InFormatDir(t, NGINXFormat)
+	ingesttest.Appends(t, ingesttest.ExactlyOne(NewNGINX()), ingesttest.Line(t, "elastic-nginx-access-combined.log", 1))
 }
 
 func FuzzDecodeNGINX(f *testing.F) {
-	enter(f, nginxDir)
-	ingesttest.Fuzz(f, exactlyOne{NewNGINX()},
+	ingesttest.InFormatDir(f, NGINXFormat)
+	ingesttest.Fuzz(f, ingesttest.ExactlyOne(NewNGINX()),
 		[]byte(`h 1.2.3.4 - u [01/Jan/2024:00:00:00 +0000] "GET /a?b HTTP/1.1" 200 1 "r" "ua" "x" 1 0.1 [a] [] 1.1.1.1:1, 2.2.2.2:2 : 3.3.3.3:3 1, 2 : 3 0.1, 0.2 : 0.3 502, 200 : 200 id`))
 }
 
 func BenchmarkDecodeNGINX(b *testing.B) {
-	enter(b, nginxDir)
+	ingesttest.InFormatDir(b, NGINXFormat)
 	ingesttest.Bench(b, NewNGINX())
 }
 
@@ -36,7 +34,7 @@ func TestDecodeNGINX(t *testing.T) {
 	src := schemas.Source{Family: schemas.FamilyGateway, Format: NGINXFormat, Provider: "nginx"}
 	ingress := schemas.Source{Family: schemas.FamilyGateway, Format: NGINXFormat, Provider: "ingress-nginx"}
 	const chrome54 = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_12_0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/54.0.2840.59 Safari/537.36"
-	checkDecode(t, nginxDir, NewNGINX(), []want{
+	checkDecode(t, NewNGINX(), []want{
 		{
 			name: "combined, local time zone +0200", file: "elastic-nginx-access-combined.log", line: 1,
 			hashID: true, source: src, time: "2016-10-25T12:49:33.000000Z",
@@ -151,7 +149,7 @@ func TestDecodeNGINX(t *testing.T) {
 }
 
 func TestDecodeErrorsNGINX(t *testing.T) {
-	enter(t, nginxDir)
+	ingesttest.InFormatDir(t, NGINXFormat)
 	valid := string(ingesttest.Line(t, "elastic-nginx-ingress-controller-access-upstreaminfo.log", 1))
 	ingesttest.Errors(t, NewNGINX(), []ingesttest.ErrorCase{
 		{Name: "empty", In: "", Reason: ingest.ReasonNotAnEvent},
@@ -179,12 +177,8 @@ func TestDecodeErrorsNGINX(t *testing.T) {
 }
 
 func TestMaxRecordBytesNGINX(t *testing.T) {
-	enter(t, nginxDir)
+	ingesttest.InFormatDir(t, NGINXFormat)
 	raw := ingesttest.Line(t, "elastic-nginx-access-combined.log", 1)
-	d := &NGINXDecoder{MaxRecordBytes: len(raw) - 1}
-	ingesttest.Errors(t, d, []ingesttest.ErrorCase{{Name: "one byte over", In: string(raw), Reason: ingest.ReasonTooLarge}})
-	d.MaxRecordBytes = len(raw)
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err != nil {
-		t.Fatal(err)
-	}
+	d := &NGINXDecoder{}
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, raw)
 }

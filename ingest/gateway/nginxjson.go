@@ -78,15 +78,13 @@ func (l *nginxJSON) scalars() [19]namedScalar {
 // Decode implements ingest.Decoder.
 func (d *NGINXJSONDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
 	const f = NGINXJSONFormat
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
-	if len(rec.Value) > limit {
-		return dst, ingest.Errorf(f, ingest.ReasonTooLarge, "%d bytes, limit %d", len(rec.Value), limit)
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
+	line, de := ingest.UnwrapRecord(f, rec.Value, limit)
+	if de != nil {
+		return dst, de
 	}
 	var l nginxJSON
-	if de := ingest.DecodeJSON(f, ingest.Unwrap(rec.Value), limit, ingest.DefaultMaxDepth, &l); de != nil {
+	if de := ingest.DecodeJSON(f, line, limit, ingest.DefaultMaxDepth, &l); de != nil {
 		return dst, de
 	}
 	fields := l.scalars() // an array: no allocation
@@ -104,7 +102,7 @@ func (d *NGINXJSONDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]sch
 		return dst, de
 	}
 	a := accessLog{
-		host:         firstOf(l.Host.v, l.ServerName.v),
+		host:         ingest.FirstOf(l.Host.v, l.ServerName.v),
 		remoteAddr:   l.RemoteAddr.v,
 		remoteUser:   l.RemoteUser.v,
 		time:         t,
@@ -118,7 +116,7 @@ func (d *NGINXJSONDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]sch
 		userAgent:    l.HTTPUserAgent.v,
 		upstreamName: l.ProxyUpstreamName.v,
 		upstreamAddr: l.UpstreamAddr.v,
-		reqID:        firstOf(l.ReqID.v, l.RequestID.v),
+		reqID:        ingest.FirstOf(l.ReqID.v, l.RequestID.v),
 		ingress:      l.ProxyUpstreamName.v != "",
 	}
 	if a.method != "" && a.uri == "" {

@@ -9,32 +9,30 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-const nginxJSONDir = "testdata/nginx_json"
-
 func TestGoldenNGINXJSON(t *testing.T) {
-	enter(t, nginxJSONDir)
+	ingesttest.InFormatDir(t, NGINXJSONFormat)
 	ingesttest.Golden(t, NewNGINXJSON())
 }
 
 func TestAppendsNGINXJSON(t *testing.T) {
-	enter(t, nginxJSONDir)
-	ingesttest.Appends(t, exactlyOne{NewNGINXJSON()}, ingesttest.Line(t, "nginx-json.ndjson", 1))
+	ingesttest.InFormatDir(t, NGINXJSONFormat)
+	ingesttest.Appends(t, ingesttest.ExactlyOne(NewNGINXJSON()), ingesttest.Line(t, "nginx-json.ndjson", 1))
 }
 
 func FuzzDecodeNGINXJSON(f *testing.F) {
-	enter(f, nginxJSONDir)
-	ingesttest.Fuzz(f, exactlyOne{NewNGINXJSON()},
+	ingesttest.InFormatDir(f, NGINXJSONFormat)
+	ingesttest.Fuzz(f, ingesttest.ExactlyOne(NewNGINXJSON()),
 		[]byte(`{"msec":"1.5","remote_addr":"::1","request_method":"GET","request_uri":"/a/1","status":200}`))
 }
 
 func BenchmarkDecodeNGINXJSON(b *testing.B) {
-	enter(b, nginxJSONDir)
+	ingesttest.InFormatDir(b, NGINXJSONFormat)
 	ingesttest.Bench(b, NewNGINXJSON())
 }
 
 func TestDecodeNGINXJSON(t *testing.T) {
 	src := schemas.Source{Family: schemas.FamilyGateway, Format: NGINXJSONFormat, Provider: "nginx"}
-	checkDecode(t, nginxJSONDir, NewNGINXJSON(), []want{
+	checkDecode(t, NewNGINXJSON(), []want{
 		{
 			name: "msec time, request line, req_id, upstream", file: "nginx-json.ndjson", line: 1,
 			id: "nginx_json:0f3b6c2a9d8e4f1a7b5c3d2e1f0a9b8c", source: src, time: "2024-06-10T06:30:00.123000Z",
@@ -76,7 +74,7 @@ func TestDecodeNGINXJSON(t *testing.T) {
 }
 
 func TestDecodeErrorsNGINXJSON(t *testing.T) {
-	enter(t, nginxJSONDir)
+	ingesttest.InFormatDir(t, NGINXJSONFormat)
 	valid := string(ingesttest.Line(t, "nginx-json.ndjson", 1))
 	ingesttest.Errors(t, NewNGINXJSON(), []ingesttest.ErrorCase{
 		{Name: "empty", In: "", Reason: ingest.ReasonInvalidJSON},

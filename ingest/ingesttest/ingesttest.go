@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -237,5 +238,53 @@ func Bench(b *testing.B, d ingest.Decoder) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// InFormatDir changes the working directory to testdata/<format> for the
+// rest of tb. Decoder packages keep each decoder's inputs and golden files
+// in testdata/<format>/testdata/, so that the harness, which reads
+// testdata/* relative to the working directory, sees only that decoder's
+// files. A fuzz worker process starts in the directory its coordinator was
+// in, which is testdata/<format> already: there InFormatDir stays.
+func InFormatDir(tb testing.TB, format string) {
+	tb.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if filepath.Base(wd) == format && filepath.Base(filepath.Dir(wd)) == "testdata" {
+		return
+	}
+	tb.Chdir(filepath.Join("testdata", format))
+}
+
+// ExactlyOne wraps a decoder whose every decoded record holds exactly one
+// event, so that the harness's golden, contract and fuzz runs also check
+// that no record yields zero or several: such a record returns an error
+// that is not a *DecodeError, which fails them.
+func ExactlyOne(d ingest.Decoder) ingest.Decoder { return exactlyOne{d} }
+
+type exactlyOne struct{ ingest.Decoder }
+
+func (o exactlyOne) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
+	n := len(dst)
+	out, err := o.Decoder.Decode(dst, rec)
+	if err == nil && len(out)-n != 1 {
+		return dst, fmt.Errorf("%s: decoded %d events, want exactly 1", o.Format(), len(out)-n)
+	}
+	return out, err
+}
+
+// MaxRecordBytes checks d's record size limit with raw, a record d decodes:
+// after set(len(raw)-1) raw must fail as too_large (a *DecodeError of d's
+// format that appends nothing), and after set(len(raw)) it must decode.
+func MaxRecordBytes(t *testing.T, d ingest.Decoder, set func(int), raw []byte) {
+	t.Helper()
+	set(len(raw) - 1)
+	Errors(t, d, []ErrorCase{{Name: "one byte over", In: string(raw), Reason: ingest.ReasonTooLarge}})
+	set(len(raw))
+	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err != nil {
+		t.Fatalf("a record of exactly MaxRecordBytes: %v", err)
 	}
 }

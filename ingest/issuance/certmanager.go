@@ -82,66 +82,33 @@ type cmLine struct {
 // component-base JSON: ts in Unix seconds, v or level, msg, structured
 // fields flattened).
 type cmJSON struct {
-	TS                  json.RawMessage `json:"ts"`
-	Level               lenientString   `json:"level"`
-	Msg                 *string         `json:"msg"`
-	Logger              lenientString   `json:"logger"`
-	Err                 lenientString   `json:"err"`
-	Error               lenientString   `json:"error"`
-	Key                 lenientString   `json:"key"`
-	ResourceName        lenientString   `json:"resource_name"`
-	ResourceNamespace   lenientString   `json:"resource_namespace"`
-	ResourceKind        lenientString   `json:"resource_kind"`
-	RelatedResourceName lenientString   `json:"related_resource_name"`
-	RelatedResourceKind lenientString   `json:"related_resource_kind"`
-	Serial              lenientString   `json:"serial"`
-	SerialNumber        lenientString   `json:"serial_number"`
-	CommonName          lenientString   `json:"common_name"`
-	DNSNames            lenientStrings  `json:"dns_names"`
-	DNSNamesK8s         lenientStrings  `json:"DNSNames"`
-}
-
-// lenientStrings keeps a JSON array of strings, or a single string, and
-// ignores any other value.
-type lenientStrings []string
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (s *lenientStrings) UnmarshalJSON(b []byte) error {
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		var v string
-		if json.Unmarshal(b, &v) == nil {
-			*s = lenientStrings{v}
-		}
-	case len(b) > 0 && b[0] == '[':
-		var raw []json.RawMessage
-		if json.Unmarshal(b, &raw) != nil {
-			return nil
-		}
-		for _, r := range raw {
-			var v string
-			if json.Unmarshal(r, &v) == nil {
-				*s = append(*s, v)
-			}
-		}
-	}
-	return nil
+	TS                  json.RawMessage       `json:"ts"`
+	Level               ingest.LenientString  `json:"level"`
+	Msg                 *string               `json:"msg"`
+	Logger              ingest.LenientString  `json:"logger"`
+	Err                 ingest.LenientString  `json:"err"`
+	Error               ingest.LenientString  `json:"error"`
+	Key                 ingest.LenientString  `json:"key"`
+	ResourceName        ingest.LenientString  `json:"resource_name"`
+	ResourceNamespace   ingest.LenientString  `json:"resource_namespace"`
+	ResourceKind        ingest.LenientString  `json:"resource_kind"`
+	RelatedResourceName ingest.LenientString  `json:"related_resource_name"`
+	RelatedResourceKind ingest.LenientString  `json:"related_resource_kind"`
+	Serial              ingest.LenientString  `json:"serial"`
+	SerialNumber        ingest.LenientString  `json:"serial_number"`
+	CommonName          ingest.LenientString  `json:"common_name"`
+	DNSNames            ingest.LenientStrings `json:"dns_names"`
+	DNSNamesK8s         ingest.LenientStrings `json:"DNSNames"`
 }
 
 // Decode implements ingest.Decoder.
 func (d *CertManagerDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
+	raw, de := ingest.UnwrapRecord(CertManagerFormat, rec.Value, limit)
+	if de != nil {
+		return dst, de
 	}
-	if len(rec.Value) > limit {
-		return dst, ingest.Errorf(CertManagerFormat, ingest.ReasonTooLarge, "%d bytes, limit %d", len(rec.Value), limit)
-	}
-	raw := ingest.Unwrap(rec.Value)
-	var (
-		l  cmLine
-		de *ingest.DecodeError
-	)
+	var l cmLine
 	if trimmed := bytes.TrimSpace(raw); len(trimmed) > 0 && trimmed[0] == '{' {
 		l, de = parseCMJSON(trimmed, limit)
 	} else {
@@ -184,7 +151,7 @@ func parseCMJSON(raw []byte, limit int) (cmLine, *ingest.DecodeError) {
 	if j.Err != "" || j.Error != "" {
 		l.severity = 'E'
 	}
-	add := func(k string, v lenientString) {
+	add := func(k string, v ingest.LenientString) {
 		if v != "" {
 			l.f = append(l.f, kv{k, string(v)})
 		}
@@ -387,7 +354,7 @@ func (d *CertManagerDecoder) event(l *cmLine, raw []byte, rec ingest.Record) (sc
 			}
 		}
 		if action == "" {
-			return schemas.Event{}, ingest.Errorf(CertManagerFormat, ingest.ReasonNotAnEvent, "cert-manager log line is not about certificate issuance: %q", truncate(l.msg, 100))
+			return schemas.Event{}, ingest.Errorf(CertManagerFormat, ingest.ReasonNotAnEvent, "cert-manager log line is not about certificate issuance: %q", ingest.Truncate(l.msg, 100))
 		}
 		if l.severity == 'E' || l.severity == 'F' || strings.Contains(low, "error") || strings.Contains(low, "fail") {
 			result = schemas.ResultFailure
@@ -408,8 +375,8 @@ func (d *CertManagerDecoder) event(l *cmLine, raw []byte, rec ingest.Record) (sc
 	if l.t.IsZero() {
 		return schemas.Event{}, ingest.Errorf(CertManagerFormat, ingest.ReasonMissingField, "klog header has no year, the message embeds none, and neither Year nor the record time is set")
 	}
-	cluster := firstOf(d.Cluster, DefaultCluster)
-	id, err := ingest.K8sServiceAccount(cluster, firstOf(d.Namespace, DefaultCertManagerNamespace), firstOf(d.ServiceAccount, DefaultCertManagerServiceAccount))
+	cluster := ingest.FirstOf(d.Cluster, DefaultCluster)
+	id, err := ingest.K8sServiceAccount(cluster, ingest.FirstOf(d.Namespace, DefaultCertManagerNamespace), ingest.FirstOf(d.ServiceAccount, DefaultCertManagerServiceAccount))
 	if err != nil {
 		return schemas.Event{}, ingest.Errorf(CertManagerFormat, ingest.ReasonBadField, "controller identity: %v", err)
 	}
@@ -426,7 +393,7 @@ func (d *CertManagerDecoder) event(l *cmLine, raw []byte, rec ingest.Record) (sc
 		Action:     action,
 		Service:    "cert-manager",
 		Outcome:    schemas.Outcome{Result: result},
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}
 	if name != "" && kind != "" {
 		ev.Target.Resource = strings.ToLower(kind) + "/" + name
@@ -457,15 +424,4 @@ func (d *CertManagerDecoder) event(l *cmLine, raw []byte, rec ingest.Record) (sc
 		}
 	}
 	return ev, nil
-}
-
-// truncate shortens s to at most n bytes on a rune boundary, for details.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

@@ -23,12 +23,12 @@ func goldenCertManager() *CertManagerDecoder {
 const cmFixture = "cert-manager-website-controller-log-lines.log"
 
 func TestGoldenCertManager(t *testing.T) {
-	chdir(t, CertManagerFormat)
+	ingesttest.InFormatDir(t, CertManagerFormat)
 	ingesttest.Golden(t, goldenCertManager())
 }
 
 func TestDecodeCertManager(t *testing.T) {
-	chdir(t, CertManagerFormat)
+	ingesttest.InFormatDir(t, CertManagerFormat)
 	controller := schemas.Identity{ID: "k8s:sa/default/cert-manager/cert-manager", Kind: schemas.KindServiceAccount, Name: "cert-manager/cert-manager"}
 	tests := []struct {
 		name     string
@@ -97,7 +97,7 @@ func TestDecodeCertManager(t *testing.T) {
 // timestamp, then Year, then the Kafka record time (the year before when the
 // line would be more than a day in the future), else missing_field.
 func TestCertManagerYear(t *testing.T) {
-	chdir(t, CertManagerFormat)
+	ingesttest.InFormatDir(t, CertManagerFormat)
 	serving := ingesttest.Line(t, cmFixture, 6) // I0719 15:21:28.115018, no embedded year
 	approved := ingesttest.Line(t, cmFixture, 1)
 	at := func(s string) time.Time { v, _ := time.Parse(time.RFC3339, s); return v }
@@ -130,7 +130,7 @@ func TestCertManagerYear(t *testing.T) {
 }
 
 func TestCertManagerConfig(t *testing.T) {
-	chdir(t, CertManagerFormat)
+	ingesttest.InFormatDir(t, CertManagerFormat)
 	d := &CertManagerDecoder{Cluster: "prod-eu", Namespace: "security", ServiceAccount: "cm-controller"}
 	evs, err := d.Decode(nil, ingest.Record{Value: ingesttest.Line(t, cmFixture, 1)})
 	if err != nil {
@@ -146,7 +146,7 @@ func TestCertManagerConfig(t *testing.T) {
 }
 
 func TestDecodeErrorsCertManager(t *testing.T) {
-	chdir(t, CertManagerFormat)
+	ingesttest.InFormatDir(t, CertManagerFormat)
 	klog := string(ingesttest.Line(t, cmFixture, 1))
 	js := string(ingesttest.Line(t, "certmanager-json.ndjson", 2))
 	ingesttest.Errors(t, goldenCertManager(), errorCases([][3]string{
@@ -172,27 +172,25 @@ func TestDecodeErrorsCertManager(t *testing.T) {
 }
 
 func TestMaxRecordBytesCertManager(t *testing.T) {
-	chdir(t, CertManagerFormat)
+	ingesttest.InFormatDir(t, CertManagerFormat)
 	raw := ingesttest.Line(t, cmFixture, 1)
-	d := &CertManagerDecoder{MaxRecordBytes: len(raw) - 1}
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err == nil || err.(*ingest.DecodeError).Reason != ingest.ReasonTooLarge {
-		t.Fatalf("err = %v, want too_large", err)
-	}
+	d := &CertManagerDecoder{}
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, raw)
 }
 
 func TestDecodeAppendsCertManager(t *testing.T) {
-	chdir(t, CertManagerFormat)
+	ingesttest.InFormatDir(t, CertManagerFormat)
 	ingesttest.Appends(t, goldenCertManager(), ingesttest.Line(t, cmFixture, 1))
 }
 
 func FuzzDecodeCertManager(f *testing.F) {
-	chdir(f, CertManagerFormat)
+	ingesttest.InFormatDir(f, CertManagerFormat)
 	ingesttest.Fuzz(f, goldenCertManager(),
 		[]byte(`I0101 00:00:00.000000 1 x.go:1] "issued certificate" key="a/b" DNSNames=["a","b"] logger="cert-manager.certificaterequests"`),
 		[]byte(`{"ts":"2024-01-01T00:00:00Z","msg":"new certificate","DNSNames":["x"],"level":"warn"}`))
 }
 
 func BenchmarkDecodeCertManager(b *testing.B) {
-	chdir(b, CertManagerFormat)
+	ingesttest.InFormatDir(b, CertManagerFormat)
 	ingesttest.Bench(b, goldenCertManager())
 }

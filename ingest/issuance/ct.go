@@ -37,9 +37,9 @@ func (*CTCertstreamDecoder) Format() string { return CTCertstreamFormat }
 
 // ctName is an X.509 name as certstream writes it.
 type ctName struct {
-	Aggregated lenientString `json:"aggregated"`
-	CN         lenientString `json:"CN"`
-	O          lenientString `json:"O"`
+	Aggregated ingest.LenientString `json:"aggregated"`
+	CN         ingest.LenientString `json:"CN"`
+	O          ingest.LenientString `json:"O"`
 }
 
 // ctCert is the part of a certstream certificate that nhisentry uses; the
@@ -74,10 +74,7 @@ type ctMessage struct {
 
 // Decode implements ingest.Decoder.
 func (d *CTCertstreamDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
 	var m ctMessage
 	if de := ingest.DecodeJSON(CTCertstreamFormat, rec.Value, limit, ingest.DefaultMaxDepth, &m); de != nil {
 		return dst, de
@@ -99,7 +96,7 @@ func (m *ctMessage) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError
 	case "":
 		return schemas.Event{}, ctErr(ingest.ReasonNotAnEvent, "no message_type: not a certstream message")
 	default:
-		return schemas.Event{}, ctErr(ingest.ReasonNotAnEvent, "message_type %q is not a certificate_update", truncate(m.MessageType, 40))
+		return schemas.Event{}, ctErr(ingest.ReasonNotAnEvent, "message_type %q is not a certificate_update", ingest.Truncate(m.MessageType, 40))
 	}
 	d := &m.Data
 	leaf := d.LeafCert
@@ -113,7 +110,7 @@ func (m *ctMessage) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError
 	if err != nil {
 		return schemas.Event{}, ctErr(ingest.ReasonBadField, "data.seen %v is not a time", *d.Seen)
 	}
-	logURL := firstOf(d.Source.URL, d.Source.Name)
+	logURL := ingest.FirstOf(d.Source.URL, d.Source.Name)
 	if logURL == "" {
 		return schemas.Event{}, ctErr(ingest.ReasonMissingField, "data.source names no CT log")
 	}
@@ -130,7 +127,7 @@ func (m *ctMessage) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError
 	case len(d.Chain) > 0:
 		iss = d.Chain[0].Subject
 	}
-	issuerShort := string(firstOf(string(iss.CN), string(iss.O)))
+	issuerShort := string(ingest.FirstOf(string(iss.CN), string(iss.O)))
 	if issuerShort == "" {
 		return schemas.Event{}, ctErr(ingest.ReasonMissingField, "no issuer: leaf_cert.issuer and chain are both missing or unnamed")
 	}
@@ -140,7 +137,7 @@ func (m *ctMessage) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError
 	case leaf.SerialNumber != "":
 		s, err := normalizeSerial(leaf.SerialNumber, false)
 		if err != nil {
-			return schemas.Event{}, ctErr(ingest.ReasonBadField, "leaf_cert.serial_number %q is not hex", truncate(leaf.SerialNumber, 80))
+			return schemas.Event{}, ctErr(ingest.ReasonBadField, "leaf_cert.serial_number %q is not hex", ingest.Truncate(leaf.SerialNumber, 80))
 		}
 		credID, idPart = s, s
 	case leaf.Fingerprint != "":
@@ -156,9 +153,9 @@ func (m *ctMessage) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError
 	is := &schemas.Issuance{
 		Credential:     credID,
 		CredentialType: "x509_certificate",
-		Subject:        firstOf(string(leaf.Subject.CN), string(leaf.Subject.Aggregated)),
+		Subject:        ingest.FirstOf(string(leaf.Subject.CN), string(leaf.Subject.Aggregated)),
 		SANs:           leaf.AllDomains,
-		Issuer:         firstOf(string(iss.Aggregated), issuerShort),
+		Issuer:         ingest.FirstOf(string(iss.Aggregated), issuerShort),
 	}
 	cred := schemas.Credential{ID: credID, Type: "x509_certificate"}
 	if leaf.NotBefore != nil {
@@ -197,11 +194,11 @@ func (m *ctMessage) event(rec ingest.Record) (schemas.Event, *ingest.DecodeError
 		},
 		Credential: cred,
 		Action:     "ct:logged",
-		Service:    firstOf(d.Source.Name, logURL),
+		Service:    ingest.FirstOf(d.Source.Name, logURL),
 		Target:     schemas.Target{Resource: resource},
 		Outcome:    schemas.Outcome{Result: schemas.ResultSuccess},
 		Issuance:   is,
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}, nil
 }
 

@@ -14,12 +14,12 @@ import (
 const ctExample = "certstream-server-example-message.json"
 
 func TestGoldenCTCertstream(t *testing.T) {
-	chdir(t, CTCertstreamFormat)
+	ingesttest.InFormatDir(t, CTCertstreamFormat)
 	ingesttest.Golden(t, NewCTCertstream())
 }
 
 func TestDecodeCTCertstream(t *testing.T) {
-	chdir(t, CTCertstreamFormat)
+	ingesttest.InFormatDir(t, CTCertstreamFormat)
 	raw := ingesttest.Line(t, ctExample, 1)
 	evs, err := NewCTCertstream().Decode(nil, ingest.Record{Value: raw})
 	if err != nil || len(evs) != 1 {
@@ -69,7 +69,7 @@ func TestCTVariants(t *testing.T) {
 }
 
 func TestDecodeErrorsCTCertstream(t *testing.T) {
-	chdir(t, CTCertstreamFormat)
+	ingesttest.InFormatDir(t, CTCertstreamFormat)
 	valid := string(ingesttest.Line(t, ctExample, 1))
 	ingesttest.Errors(t, NewCTCertstream(), errorCases([][3]string{
 		{"empty", "", ingest.ReasonInvalidJSON},
@@ -95,25 +95,23 @@ func TestDecodeErrorsCTCertstream(t *testing.T) {
 }
 
 func TestDecodeAppendsCTCertstream(t *testing.T) {
-	chdir(t, CTCertstreamFormat)
+	ingesttest.InFormatDir(t, CTCertstreamFormat)
 	ingesttest.Appends(t, NewCTCertstream(), ingesttest.Line(t, ctExample, 1))
 }
 
 func TestMaxRecordBytesCTCertstream(t *testing.T) {
-	chdir(t, CTCertstreamFormat)
+	ingesttest.InFormatDir(t, CTCertstreamFormat)
 	raw := ingesttest.Line(t, ctExample, 1)
-	d := &CTCertstreamDecoder{MaxRecordBytes: len(raw) - 1}
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err == nil || err.(*ingest.DecodeError).Reason != ingest.ReasonTooLarge {
-		t.Fatalf("err = %v, want too_large", err)
-	}
+	d := &CTCertstreamDecoder{}
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, raw)
 }
 
 func FuzzDecodeCTCertstream(f *testing.F) {
-	chdir(f, CTCertstreamFormat)
+	ingesttest.InFormatDir(f, CTCertstreamFormat)
 	ingesttest.Fuzz(f, NewCTCertstream())
 }
 
 func BenchmarkDecodeCTCertstream(b *testing.B) {
-	chdir(b, CTCertstreamFormat)
+	ingesttest.InFormatDir(b, CTCertstreamFormat)
 	ingesttest.Bench(b, NewCTCertstream())
 }

@@ -45,33 +45,30 @@ func (*GitHubOIDCDecoder) Format() string { return GitHubOIDCFormat }
 
 // ghClaims are the claims of a GitHub Actions ID token that nhisentry uses.
 type ghClaims struct {
-	Iss            string         `json:"iss"`
-	Sub            string         `json:"sub"`
-	Aud            lenientStrings `json:"aud"`
-	Jti            string         `json:"jti"`
-	Iat            *float64       `json:"iat"`
-	Exp            *float64       `json:"exp"`
-	Actor          string         `json:"actor"`
-	EventName      string         `json:"event_name"`
-	Repository     string         `json:"repository"`
-	RepoOwner      string         `json:"repository_owner"`
-	Workflow       string         `json:"workflow"`
-	JobWorkflowRef string         `json:"job_workflow_ref"`
-	RunID          string         `json:"run_id"`
-	RunAttempt     string         `json:"run_attempt"`
-	Ref            string         `json:"ref"`
-	Environment    string         `json:"environment"`
-	Alg            string         `json:"alg"`
+	Iss            string                `json:"iss"`
+	Sub            string                `json:"sub"`
+	Aud            ingest.LenientStrings `json:"aud"`
+	Jti            string                `json:"jti"`
+	Iat            *float64              `json:"iat"`
+	Exp            *float64              `json:"exp"`
+	Actor          string                `json:"actor"`
+	EventName      string                `json:"event_name"`
+	Repository     string                `json:"repository"`
+	RepoOwner      string                `json:"repository_owner"`
+	Workflow       string                `json:"workflow"`
+	JobWorkflowRef string                `json:"job_workflow_ref"`
+	RunID          string                `json:"run_id"`
+	RunAttempt     string                `json:"run_attempt"`
+	Ref            string                `json:"ref"`
+	Environment    string                `json:"environment"`
+	Alg            string                `json:"alg"`
 }
 
 // Decode implements ingest.Decoder.
 func (d *GitHubOIDCDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
-	if len(rec.Value) > limit {
-		return dst, ingest.Errorf(GitHubOIDCFormat, ingest.ReasonTooLarge, "%d bytes, limit %d", len(rec.Value), limit)
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
+	if de := ingest.CheckSize(GitHubOIDCFormat, rec.Value, limit); de != nil {
+		return dst, de
 	}
 	claims := bytes.TrimSpace(rec.Value)
 	if len(claims) == 0 || claims[0] != '{' {
@@ -117,10 +114,10 @@ func jwtPayload(tok []byte) ([]byte, *ingest.DecodeError) {
 
 func (c *ghClaims) event(claims []byte, rec ingest.Record) (schemas.Event, *ingest.DecodeError) {
 	if c.Sub == "" && c.Iss == "" && c.Alg != "" {
-		return schemas.Event{}, ingest.Errorf(GitHubOIDCFormat, ingest.ReasonNotAnEvent, "JOSE header (alg %q), not token claims", truncate(c.Alg, 20))
+		return schemas.Event{}, ingest.Errorf(GitHubOIDCFormat, ingest.ReasonNotAnEvent, "JOSE header (alg %q), not token claims", ingest.Truncate(c.Alg, 20))
 	}
 	if c.Repository == "" && c.JobWorkflowRef == "" && !strings.HasPrefix(c.Iss, "https://token.actions.githubusercontent.com") {
-		return schemas.Event{}, ingest.Errorf(GitHubOIDCFormat, ingest.ReasonNotAnEvent, "claims are not a GitHub Actions token (no repository or job_workflow_ref, iss %q)", truncate(c.Iss, 80))
+		return schemas.Event{}, ingest.Errorf(GitHubOIDCFormat, ingest.ReasonNotAnEvent, "claims are not a GitHub Actions token (no repository or job_workflow_ref, iss %q)", ingest.Truncate(c.Iss, 80))
 	}
 	if c.Sub == "" {
 		return schemas.Event{}, ingest.Errorf(GitHubOIDCFormat, ingest.ReasonMissingField, "sub is missing")
@@ -176,11 +173,11 @@ func (c *ghClaims) event(claims []byte, rec ingest.Record) (schemas.Event, *inge
 		},
 		Credential: cred,
 		Actor:      schemas.Actor{Workload: c.Workflow, Session: session},
-		Action:     "github:oidc:" + firstOf(c.EventName, "unknown"),
+		Action:     "github:oidc:" + ingest.FirstOf(c.EventName, "unknown"),
 		Service:    "github_actions",
 		Target:     schemas.Target{Resource: strings.Join(c.Aud, ",")},
 		Outcome:    schemas.Outcome{Result: schemas.ResultSuccess},
 		Issuance:   is,
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}, nil
 }

@@ -18,14 +18,14 @@ const (
 )
 
 func TestGoldenGitHubOIDC(t *testing.T) {
-	chdir(t, GitHubOIDCFormat)
+	ingesttest.InFormatDir(t, GitHubOIDCFormat)
 	ingesttest.Golden(t, NewGitHubOIDC())
 }
 
 // TestDecodeGitHubOIDC checks that the claims and the JWT carrying them
 // give the same event.
 func TestDecodeGitHubOIDC(t *testing.T) {
-	chdir(t, GitHubOIDCFormat)
+	ingesttest.InFormatDir(t, GitHubOIDCFormat)
 	for _, file := range []string{ghClaimsFile, ghTokenFile} {
 		t.Run(file, func(t *testing.T) {
 			evs, err := NewGitHubOIDC().Decode(nil, ingest.Record{Value: ingesttest.Line(t, file, 1), Topic: "t", Offset: 3})
@@ -85,7 +85,7 @@ func TestGitHubOIDCVariants(t *testing.T) {
 }
 
 func TestDecodeErrorsGitHubOIDC(t *testing.T) {
-	chdir(t, GitHubOIDCFormat)
+	ingesttest.InFormatDir(t, GitHubOIDCFormat)
 	valid := string(ingesttest.Line(t, ghClaimsFile, 1))
 	tok := string(ingesttest.Line(t, ghTokenFile, 1))
 	enc := func(s string) string {
@@ -116,25 +116,23 @@ func TestDecodeErrorsGitHubOIDC(t *testing.T) {
 }
 
 func TestMaxRecordBytesGitHubOIDC(t *testing.T) {
-	chdir(t, GitHubOIDCFormat)
+	ingesttest.InFormatDir(t, GitHubOIDCFormat)
 	raw := ingesttest.Line(t, ghTokenFile, 1)
-	d := &GitHubOIDCDecoder{MaxRecordBytes: len(raw) - 1}
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err == nil || err.(*ingest.DecodeError).Reason != ingest.ReasonTooLarge {
-		t.Fatalf("err = %v, want too_large", err)
-	}
+	d := &GitHubOIDCDecoder{}
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, raw)
 }
 
 func TestDecodeAppendsGitHubOIDC(t *testing.T) {
-	chdir(t, GitHubOIDCFormat)
+	ingesttest.InFormatDir(t, GitHubOIDCFormat)
 	ingesttest.Appends(t, NewGitHubOIDC(), ingesttest.Line(t, ghTokenFile, 1))
 }
 
 func FuzzDecodeGitHubOIDC(f *testing.F) {
-	chdir(f, GitHubOIDCFormat)
+	ingesttest.InFormatDir(f, GitHubOIDCFormat)
 	ingesttest.Fuzz(f, NewGitHubOIDC(), []byte("eyJ9.eyJzdWIiOiJ4In0.x"))
 }
 
 func BenchmarkDecodeGitHubOIDC(b *testing.B) {
-	chdir(b, GitHubOIDCFormat)
+	ingesttest.InFormatDir(b, GitHubOIDCFormat)
 	ingesttest.Bench(b, NewGitHubOIDC())
 }

@@ -29,7 +29,7 @@ func decodeJSON(t *testing.T, d ingest.Decoder, raw []byte) []byte {
 // unless it is an HMAC; not a certificate's DER or the CT chain.
 func TestNoSecretInEvents(t *testing.T) {
 	t.Run("github_oidc JWT", func(t *testing.T) {
-		chdir(t, GitHubOIDCFormat)
+		ingesttest.InFormatDir(t, GitHubOIDCFormat)
 		tok := ingesttest.Line(t, ghTokenFile, 1)
 		parts := bytes.Split(tok, []byte("."))
 		if len(parts) != 3 {
@@ -52,7 +52,7 @@ func TestNoSecretInEvents(t *testing.T) {
 		}
 	})
 	t.Run("vault client tokens", func(t *testing.T) {
-		chdir(t, Format)
+		ingesttest.InFormatDir(t, Format)
 		d := New()
 		checked := 0
 		for path, lines := range ingesttest.Inputs(t) {
@@ -86,7 +86,7 @@ func TestNoSecretInEvents(t *testing.T) {
 		}
 	})
 	t.Run("ct_certstream DER and chain", func(t *testing.T) {
-		chdir(t, CTCertstreamFormat)
+		ingesttest.InFormatDir(t, CTCertstreamFormat)
 		out := decodeJSON(t, NewCTCertstream(), ingesttest.Line(t, ctExample, 1))
 		for _, s := range []string{"A0141420000015385736A0B85ECA708", "ctlSignedCertificateTimestamp", "BIHxAO8AdgBep3P531bA57U2SH3Q", "DST Root CA X3"} {
 			if bytes.Contains(out, []byte(s)) {

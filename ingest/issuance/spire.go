@@ -65,18 +65,12 @@ var spireMsgs = map[string]struct{ action, credType string }{
 
 // Decode implements ingest.Decoder.
 func (d *SPIREServerDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
+	raw, de := ingest.UnwrapRecord(SPIREServerFormat, rec.Value, limit)
+	if de != nil {
+		return dst, de
 	}
-	if len(rec.Value) > limit {
-		return dst, ingest.Errorf(SPIREServerFormat, ingest.ReasonTooLarge, "%d bytes, limit %d", len(rec.Value), limit)
-	}
-	raw := ingest.Unwrap(rec.Value)
-	var (
-		f  kvs
-		de *ingest.DecodeError
-	)
+	var f kvs
 	if trimmed := bytes.TrimSpace(raw); len(trimmed) > 0 && trimmed[0] == '{' {
 		f, de = spireJSON(trimmed, limit)
 	} else {
@@ -98,7 +92,7 @@ func spireText(raw []byte) (kvs, *ingest.DecodeError) {
 	}
 	s := strings.TrimRight(string(raw), "\r\n")
 	if !strings.HasPrefix(s, "time=") {
-		return nil, ingest.Errorf(SPIREServerFormat, ingest.ReasonNotAnEvent, "not a logrus line (want time=\"…\" level=… msg=\"…\"): %q", truncate(s, 60))
+		return nil, ingest.Errorf(SPIREServerFormat, ingest.ReasonNotAnEvent, "not a logrus line (want time=\"…\" level=… msg=\"…\"): %q", ingest.Truncate(s, 60))
 	}
 	f, ok := parseKV(s)
 	if !ok {
@@ -140,7 +134,7 @@ func spireEvent(f kvs, raw []byte, rec ingest.Record) (schemas.Event, *ingest.De
 	}
 	kind, ok := spireMsgs[strings.ToLower(msg)]
 	if !ok {
-		return schemas.Event{}, ingest.Errorf(SPIREServerFormat, ingest.ReasonNotAnEvent, "SPIRE %s message %q is not an SVID issuance", firstOf(f.get("subsystem_name"), "log"), truncate(msg, 80))
+		return schemas.Event{}, ingest.Errorf(SPIREServerFormat, ingest.ReasonNotAnEvent, "SPIRE %s message %q is not an SVID issuance", ingest.FirstOf(f.get("subsystem_name"), "log"), ingest.Truncate(msg, 80))
 	}
 	ts := f.get("time")
 	if ts == "" {
@@ -207,7 +201,7 @@ func spireEvent(f kvs, raw []byte, rec ingest.Record) (schemas.Event, *ingest.De
 	case f.get("ttl") != "":
 		ttl, err := strconv.ParseFloat(f.get("ttl"), 64)
 		if err != nil || !(ttl >= 0 && ttl <= 1e12) {
-			return schemas.Event{}, ingest.Errorf(SPIREServerFormat, ingest.ReasonBadField, "ttl %q is not a number of seconds", truncate(f.get("ttl"), 40))
+			return schemas.Event{}, ingest.Errorf(SPIREServerFormat, ingest.ReasonBadField, "ttl %q is not a number of seconds", ingest.Truncate(f.get("ttl"), 40))
 		}
 		is.TTLSeconds = int64(math.Round(ttl))
 		exp = t.Add(time.Duration(ttl * float64(time.Second)))
@@ -238,7 +232,7 @@ func spireEvent(f kvs, raw []byte, rec ingest.Record) (schemas.Event, *ingest.De
 		Target:     schemas.Target{Resource: subjectID},
 		Outcome:    schemas.Outcome{Result: schemas.ResultSuccess},
 		Issuance:   is,
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}
 	if !exp.IsZero() {
 		ev.Credential.ExpiresAt = schemas.At(exp)

@@ -19,12 +19,12 @@ const (
 )
 
 func TestGoldenSPIREServer(t *testing.T) {
-	chdir(t, SPIREServerFormat)
+	ingesttest.InFormatDir(t, SPIREServerFormat)
 	ingesttest.Golden(t, NewSPIREServer())
 }
 
 func TestDecodeSPIREServer(t *testing.T) {
-	chdir(t, SPIREServerFormat)
+	ingesttest.InFormatDir(t, SPIREServerFormat)
 	tests := []struct {
 		name      string
 		file      string
@@ -121,7 +121,7 @@ func TestNormalizeSerial(t *testing.T) {
 }
 
 func TestDecodeErrorsSPIREServer(t *testing.T) {
-	chdir(t, SPIREServerFormat)
+	ingesttest.InFormatDir(t, SPIREServerFormat)
 	signed := string(ingesttest.Line(t, spireAPI, 1))
 	js := string(ingesttest.Line(t, spireAPI, 4))
 	ingesttest.Errors(t, NewSPIREServer(), errorCases([][3]string{
@@ -150,27 +150,25 @@ func TestDecodeErrorsSPIREServer(t *testing.T) {
 }
 
 func TestMaxRecordBytesSPIREServer(t *testing.T) {
-	chdir(t, SPIREServerFormat)
+	ingesttest.InFormatDir(t, SPIREServerFormat)
 	raw := ingesttest.Line(t, spireAPI, 1)
-	d := &SPIREServerDecoder{MaxRecordBytes: len(raw) - 1}
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err == nil || err.(*ingest.DecodeError).Reason != ingest.ReasonTooLarge {
-		t.Fatalf("err = %v, want too_large", err)
-	}
+	d := &SPIREServerDecoder{}
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, raw)
 }
 
 func TestDecodeAppendsSPIREServer(t *testing.T) {
-	chdir(t, SPIREServerFormat)
+	ingesttest.InFormatDir(t, SPIREServerFormat)
 	ingesttest.Appends(t, NewSPIREServer(), ingesttest.Line(t, spireAPI, 1))
 }
 
 func FuzzDecodeSPIREServer(f *testing.F) {
-	chdir(f, SPIREServerFormat)
+	ingesttest.InFormatDir(f, SPIREServerFormat)
 	ingesttest.Fuzz(f, NewSPIREServer(),
 		[]byte(`time="2024-01-01T00:00:00Z" msg="Fetched JWT SVID" spiffe_id=spiffe://a/b ttl=1e30`),
 		[]byte(`{"time":"2024-01-01T00:00:00Z","msg":"Signed JWT SVID","spiffe_id":"spiffe://a/b","expires_at":1704070800}`))
 }
 
 func BenchmarkDecodeSPIREServer(b *testing.B) {
-	chdir(b, SPIREServerFormat)
+	ingesttest.InFormatDir(b, SPIREServerFormat)
 	ingesttest.Bench(b, NewSPIREServer())
 }

@@ -2,11 +2,8 @@ package issuance
 
 import (
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
-
-	json "github.com/goccy/go-json"
 
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -53,15 +50,15 @@ type entry struct {
 		ClientTokenAccessor string `json:"client_token_accessor"`
 		RemoteAddress       string `json:"remote_address"`
 		Data                struct {
-			CommonName lenientString `json:"common_name"`
-			AltNames   lenientString `json:"alt_names"`
+			CommonName ingest.LenientString `json:"common_name"`
+			AltNames   ingest.LenientString `json:"alt_names"`
 		} `json:"data"`
 	} `json:"request"`
 	Response struct {
 		Auth *vaultAuth `json:"auth"`
 		Data struct {
-			SerialNumber lenientString `json:"serial_number"`
-			Expiration   lenientInt    `json:"expiration"`
+			SerialNumber ingest.LenientString `json:"serial_number"`
+			Expiration   ingest.LenientInt    `json:"expiration"`
 		} `json:"data"`
 	} `json:"response"`
 }
@@ -81,38 +78,11 @@ type vaultAuth struct {
 	LeaseDuration int64 `json:"lease_duration"`
 }
 
-// lenientString keeps a JSON string and ignores any other value: request and
-// response data differ per secrets engine, and one engine's shape must not
-// dead-letter its entries.
-type lenientString string
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (s *lenientString) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		return json.Unmarshal(b, (*string)(s))
-	}
-	return nil
-}
-
-// lenientInt keeps a JSON integer and ignores anything else.
-type lenientInt int64
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (n *lenientInt) UnmarshalJSON(b []byte) error {
-	if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
-		*n = lenientInt(v)
-	}
-	return nil
-}
-
 // Decode implements ingest.Decoder. A request entry yields no event: Vault
 // writes every call twice, and the response entry carries the outcome, so
 // counting requests too would double every rate.
 func (d *Decoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
 	var e entry
 	if de := ingest.DecodeJSON(Format, rec.Value, limit, ingest.DefaultMaxDepth, &e); de != nil {
 		return dst, de
@@ -159,7 +129,7 @@ func (e *entry) event(rec ingest.Record, cluster string) (schemas.Event, *ingest
 	}
 
 	var cred schemas.Credential
-	if acc := firstOf(e.Auth.Accessor, e.Request.ClientTokenAccessor); acc != "" {
+	if acc := ingest.FirstOf(e.Auth.Accessor, e.Request.ClientTokenAccessor); acc != "" {
 		cred = schemas.Credential{ID: acc, Type: "vault_token"}
 	}
 	eventID := schemas.HashID(Format, rec.Value)
@@ -181,7 +151,7 @@ func (e *entry) event(rec ingest.Record, cluster string) (schemas.Event, *ingest
 		Service:    "vault",
 		Target:     schemas.Target{Resource: e.Request.Path},
 		Outcome:    outcome(e.Error),
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}
 	if e.Error == "" {
 		if ev.Issuance, de = e.issuance(t, cluster, id.ID); de != nil {
@@ -208,12 +178,12 @@ func identity(a *vaultAuth, cluster, requestAccessor, requestToken, ip string) (
 	if a.EntityID != "" {
 		return schemas.Identity{ID: "vault:entity/" + a.EntityID, Kind: schemas.KindUnknown, Name: a.DisplayName}, nil
 	}
-	if acc := firstOf(a.Accessor, requestAccessor); acc != "" {
+	if acc := ingest.FirstOf(a.Accessor, requestAccessor); acc != "" {
 		return schemas.Identity{ID: "vault:accessor/" + acc, Kind: schemas.KindToken, Name: a.DisplayName}, nil
 	}
 	// Only an HMAC: with log_raw the field is the token itself, a secret
 	// that must never become an identity string.
-	if tok := firstOf(a.ClientToken, requestToken); strings.HasPrefix(tok, "hmac-sha256:") {
+	if tok := ingest.FirstOf(a.ClientToken, requestToken); strings.HasPrefix(tok, "hmac-sha256:") {
 		return schemas.Identity{ID: "vault:token/" + tok, Kind: schemas.KindToken, Name: a.DisplayName}, nil
 	}
 	if ip != "" {
@@ -280,13 +250,4 @@ func (e *entry) issuance(t time.Time, cluster, requester string) (*schemas.Issua
 		return is, nil
 	}
 	return nil, nil
-}
-
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

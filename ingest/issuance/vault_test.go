@@ -2,7 +2,6 @@ package issuance
 
 import (
 	"bytes"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,7 +15,7 @@ import (
 // the events (and the dead letters of lines that do not decode) with
 // <input>.golden.ndjson.
 func TestGolden(t *testing.T) {
-	chdir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	ingesttest.Golden(t, New())
 }
 
@@ -27,7 +26,7 @@ const (
 
 // TestDecode checks the fields the detectors depend on, entry by entry.
 func TestDecode(t *testing.T) {
-	chdir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	tests := []struct {
 		name      string
 		file      string
@@ -150,7 +149,7 @@ func TestDecode(t *testing.T) {
 // TestRequestEntries checks that request entries yield nothing: the
 // response entry of the same call is the event.
 func TestRequestEntries(t *testing.T) {
-	chdir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	d := New()
 	n := 0
 	for _, l := range ingesttest.Inputs(t)["testdata/vault-audit.ndjson"] {
@@ -169,7 +168,7 @@ func TestRequestEntries(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
-	chdir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	d := New()
 	d.Cluster = "prod-eu"
 	evs, err := d.Decode(nil, ingest.Record{Value: ingesttest.Line(t, "vault-k8s.ndjson", 1)})
@@ -182,7 +181,7 @@ func TestCluster(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	chdir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	valid := string(ingesttest.Line(t, "vault-audit.ndjson", 73))
 	ingesttest.Errors(t, New(), errorCases([][3]string{
 		{"empty", "", ingest.ReasonInvalidJSON},
@@ -206,34 +205,26 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestMaxRecordBytes(t *testing.T) {
-	chdir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	raw := ingesttest.Line(t, "vault-audit.ndjson", 73)
-	d := &Decoder{MaxRecordBytes: len(raw) - 1}
-	_, err := d.Decode(nil, ingest.Record{Value: raw})
-	var de *ingest.DecodeError
-	if !errors.As(err, &de) || de.Reason != ingest.ReasonTooLarge {
-		t.Fatalf("err = %v, want %s", err, ingest.ReasonTooLarge)
-	}
-	d.MaxRecordBytes = len(raw)
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err != nil {
-		t.Fatal(err)
-	}
+	d := &Decoder{}
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, raw)
 }
 
 // TestDecodeAppends checks the Decoder contract: events are appended to dst
 // and a failed record leaves dst as it was.
 func TestDecodeAppends(t *testing.T) {
-	chdir(t, Format)
+	ingesttest.InFormatDir(t, Format)
 	ingesttest.Appends(t, New(), ingesttest.Line(t, "vault-audit.ndjson", 73))
 }
 
 func FuzzDecode(f *testing.F) {
-	chdir(f, Format)
+	ingesttest.InFormatDir(f, Format)
 	ingesttest.Fuzz(f, New(),
 		[]byte(`{"time":"2020-04-30T14:28:01Z","type":"response","auth":{"metadata":{"service_account_namespace":"a","service_account_name":"b"}},"request":{"operation":"update","path":"pki/issue/x"},"response":{"data":{"serial_number":"1","expiration":1}}}`))
 }
 
 func BenchmarkDecode(b *testing.B) {
-	chdir(b, Format)
+	ingesttest.InFormatDir(b, Format)
 	ingesttest.Bench(b, New())
 }

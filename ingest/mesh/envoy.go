@@ -74,10 +74,7 @@ type accessLog struct {
 
 // Decode implements ingest.Decoder.
 func (d *Decoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
 	line, de := unwrap(Format, rec.Value, limit)
 	if de != nil {
 		return dst, de
@@ -196,7 +193,7 @@ func (l *accessLog) event(format string, line []byte, rec ingest.Record) (schema
 		BytesIn:    l.BytesReceived,
 		BytesOut:   l.BytesSent,
 		DurationMS: l.Duration,
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}, nil
 }
 

@@ -9,16 +9,14 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-const envoyJSONDir = "testdata/envoy_json"
-
 func TestGolden(t *testing.T) {
-	t.Chdir(envoyJSONDir)
-	ingesttest.Golden(t, exactlyOne{New()})
+	ingesttest.InFormatDir(t, Format)
+	ingesttest.Golden(t, ingesttest.ExactlyOne(New()))
 }
 
 // TestDecode checks the fields the detectors depend on, record by record.
 func TestDecode(t *testing.T) {
-	t.Chdir(envoyJSONDir)
+	ingesttest.InFormatDir(t, Format)
 	const istio = "elastic-istio-access-logs-json.ndjson"
 	const gateway = "crowdsec-hub-envoy-gateway-json-cri.log"
 	runDecodeCases(t, New(), []decodeCase{
@@ -157,7 +155,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	t.Chdir(envoyJSONDir)
+	ingesttest.InFormatDir(t, Format)
 	valid := string(ingesttest.Line(t, "principals.ndjson", 1))
 	ingesttest.Errors(t, New(), []ingesttest.ErrorCase{
 		{Name: "empty", In: "", Reason: ingest.ReasonInvalidJSON},
@@ -186,27 +184,27 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestMaxRecordBytes(t *testing.T) {
-	t.Chdir(envoyJSONDir)
+	ingesttest.InFormatDir(t, Format)
 	d := New()
-	maxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, "principals.ndjson", 1))
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, "principals.ndjson", 1))
 	// The limit applies to the record as read, wrapper included.
-	maxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, "crowdsec-hub-envoy-gateway-json-cri.log", 1))
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, "crowdsec-hub-envoy-gateway-json-cri.log", 1))
 }
 
 // TestDecodeAppends checks the Decoder contract: events are appended to dst
 // and a failed record leaves dst as it was.
 func TestDecodeAppends(t *testing.T) {
-	t.Chdir(envoyJSONDir)
-	ingesttest.Appends(t, exactlyOne{New()}, ingesttest.Line(t, "principals.ndjson", 1))
+	ingesttest.InFormatDir(t, Format)
+	ingesttest.Appends(t, ingesttest.ExactlyOne(New()), ingesttest.Line(t, "principals.ndjson", 1))
 }
 
 func FuzzDecode(f *testing.F) {
-	fuzzChdir(f, envoyJSONDir)
-	ingesttest.Fuzz(f, exactlyOne{New()},
+	ingesttest.InFormatDir(f, Format)
+	ingesttest.Fuzz(f, ingesttest.ExactlyOne(New()),
 		[]byte(`{"start_time":"2024-05-04T09:59:05Z","upstream_cluster":"inbound|1||","downstream_peer_uri_san":"spiffe://a/b"}`))
 }
 
 func BenchmarkDecode(b *testing.B) {
-	b.Chdir(envoyJSONDir)
+	ingesttest.InFormatDir(b, Format)
 	ingesttest.Bench(b, New())
 }

@@ -56,10 +56,7 @@ var (
 
 // Decode implements ingest.Decoder.
 func (d *EnvoyTextDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
 	line, de := unwrap(FormatEnvoyText, rec.Value, limit)
 	if de != nil {
 		return dst, de

@@ -9,15 +9,13 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-const envoyTextDir = "testdata/envoy_text"
-
 func TestGoldenEnvoyText(t *testing.T) {
-	t.Chdir(envoyTextDir)
-	ingesttest.Golden(t, exactlyOne{NewEnvoyText()})
+	ingesttest.InFormatDir(t, FormatEnvoyText)
+	ingesttest.Golden(t, ingesttest.ExactlyOne(NewEnvoyText()))
 }
 
 func TestDecodeEnvoyText(t *testing.T) {
-	t.Chdir(envoyTextDir)
+	ingesttest.InFormatDir(t, FormatEnvoyText)
 	const (
 		envoy   = "elastic-envoyproxy-test-log.log"
 		istio   = "elastic-istio-access-logs-text.log"
@@ -179,7 +177,7 @@ func TestDecodeEnvoyText(t *testing.T) {
 }
 
 func TestDecodeEnvoyTextErrors(t *testing.T) {
-	t.Chdir(envoyTextDir)
+	ingesttest.InFormatDir(t, FormatEnvoyText)
 	valid := string(ingesttest.Line(t, "elastic-istio-access-logs-text.log", 1))
 	envoy := string(ingesttest.Line(t, "elastic-envoyproxy-test-log.log", 4))
 	ingesttest.Errors(t, NewEnvoyText(), []ingesttest.ErrorCase{
@@ -211,23 +209,23 @@ func TestDecodeEnvoyTextErrors(t *testing.T) {
 }
 
 func TestMaxRecordBytesEnvoyText(t *testing.T) {
-	t.Chdir(envoyTextDir)
+	ingesttest.InFormatDir(t, FormatEnvoyText)
 	d := NewEnvoyText()
-	maxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, "elastic-istio-access-logs-text.log", 1))
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, "elastic-istio-access-logs-text.log", 1))
 }
 
 func TestDecodeAppendsEnvoyText(t *testing.T) {
-	t.Chdir(envoyTextDir)
-	ingesttest.Appends(t, exactlyOne{NewEnvoyText()}, ingesttest.Line(t, "elastic-istio-access-logs-text.log", 1))
+	ingesttest.InFormatDir(t, FormatEnvoyText)
+	ingesttest.Appends(t, ingesttest.ExactlyOne(NewEnvoyText()), ingesttest.Line(t, "elastic-istio-access-logs-text.log", 1))
 }
 
 func FuzzDecodeEnvoyText(f *testing.F) {
-	fuzzChdir(f, envoyTextDir)
-	ingesttest.Fuzz(f, exactlyOne{NewEnvoyText()},
+	ingesttest.InFormatDir(f, FormatEnvoyText)
+	ingesttest.Fuzz(f, ingesttest.ExactlyOne(NewEnvoyText()),
 		[]byte(`ACCESS [2019-04-06T06:20:05.972Z] "- - -" 0 UF,URX 0 0 0 - "10.0.0.1" "-" "-" "-" "127.0.0.1:9200"`))
 }
 
 func BenchmarkDecodeEnvoyText(b *testing.B) {
-	b.Chdir(envoyTextDir)
+	ingesttest.InFormatDir(b, FormatEnvoyText)
 	ingesttest.Bench(b, NewEnvoyText())
 }

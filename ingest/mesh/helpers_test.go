@@ -2,11 +2,6 @@ package mesh
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/nhisentry/nhisentry/ingest"
@@ -17,20 +12,6 @@ import (
 // Test data layout: each decoder's inputs and golden files live in
 // testdata/<format>/testdata/, and its tests chdir into testdata/<format>
 // so that the ingesttest harness (which globs testdata/*) sees only them.
-
-// exactlyOne wraps a decoder whose every record holds one event, so that the
-// harness's golden and fuzz runs also check that no record yields zero or
-// several events (an error that is not a *DecodeError fails them).
-type exactlyOne struct{ ingest.Decoder }
-
-func (o exactlyOne) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	n := len(dst)
-	out, err := o.Decoder.Decode(dst, rec)
-	if err == nil && len(out)-n != 1 {
-		return dst, fmt.Errorf("decoded %d events, want exactly 1", len(out)-n)
-	}
-	return out, err
-}
 
 // want is the expectation of one decoded record. The fields of the first
 // group are always compared (empty means "must be empty"); those of the
@@ -140,34 +121,5 @@ func checkEvent(t *testing.T, format string, raw []byte, ev schemas.Event, w wan
 	}
 	if ev.Credential != (schemas.Credential{}) || ev.Issuance != nil {
 		t.Errorf("mesh logs carry no credential or issuance, got %+v %+v", ev.Credential, ev.Issuance)
-	}
-}
-
-// maxRecordBytes checks that a record one byte over d's limit is too_large
-// and one at the limit decodes; set sets the limit.
-func maxRecordBytes(t *testing.T, d ingest.Decoder, set func(int), raw []byte) {
-	t.Helper()
-	set(len(raw) - 1)
-	_, err := d.Decode(nil, ingest.Record{Value: raw})
-	var de *ingest.DecodeError
-	if !errors.As(err, &de) || de.Reason != ingest.ReasonTooLarge {
-		t.Fatalf("err = %v, want %s", err, ingest.ReasonTooLarge)
-	}
-	set(len(raw))
-	if _, err := d.Decode(nil, ingest.Record{Value: raw}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// fuzzChdir chdirs f into dir. The fuzzing engine starts its worker
-// processes in the coordinator's working directory, which is dir already
-// there, so the worker must not chdir again.
-func fuzzChdir(f *testing.F, dir string) {
-	wd, err := os.Getwd()
-	if err != nil {
-		f.Fatal(err)
-	}
-	if !strings.HasSuffix(filepath.ToSlash(wd), "/"+dir) {
-		f.Chdir(dir)
 	}
 }

@@ -14,8 +14,8 @@ import (
 // silently), and returns the log line inside any CRI, Docker or collector
 // wrapper without its line ending.
 func unwrap(format string, raw []byte, limit int) ([]byte, *ingest.DecodeError) {
-	if len(raw) > limit {
-		return nil, ingest.Errorf(format, ingest.ReasonTooLarge, "%d bytes, limit %d", len(raw), limit)
+	if de := ingest.CheckSize(format, raw, limit); de != nil {
+		return nil, de
 	}
 	if len(raw) > 0 && raw[0] == '{' {
 		if de := ingest.CheckJSON(raw, ingest.DefaultMaxDepth); de != nil {

@@ -102,10 +102,7 @@ func (c flexCount) value(format, field string) (uint64, *ingest.DecodeError) {
 
 // Decode implements ingest.Decoder.
 func (d *LinkerdJSONDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
 	line, de := unwrap(FormatLinkerdJSON, rec.Value, limit)
 	if de != nil {
 		return dst, de
@@ -126,10 +123,7 @@ func (d *LinkerdJSONDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]s
 
 // Decode implements ingest.Decoder.
 func (d *LinkerdTextDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
 	line, de := unwrap(FormatLinkerdText, rec.Value, limit)
 	if de != nil {
 		return dst, de
@@ -265,11 +259,11 @@ func (l *linkerdLog) event(format string, line []byte, rec ingest.Record) (schem
 		},
 		Action:     action,
 		Service:    host(firstValue(l.Host, authority)),
-		Outcome:    httpOutcome(l.Status),
+		Outcome:    ingest.HTTPOutcome(l.Status),
 		BytesIn:    in,
 		BytesOut:   out,
 		DurationMS: float64(total) / 1e6,
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}, nil
 }
 
@@ -299,17 +293,4 @@ func linkerdIdentity(format, clientID string) (schemas.Identity, string, *ingest
 	}
 	id.Name = ns + "/" + sa
 	return id, ns, nil
-}
-
-// httpOutcome classifies an HTTP status: 401 and 403 are denials, 5xx (and
-// 0, no response) failures.
-func httpOutcome(status int) schemas.Outcome {
-	o := schemas.Outcome{Result: schemas.ResultSuccess, Status: status}
-	switch {
-	case status == 401 || status == 403:
-		o.Result = schemas.ResultDenied
-	case status >= 500 || status == 0:
-		o.Result = schemas.ResultFailure
-	}
-	return o
 }

@@ -10,26 +10,24 @@ import (
 )
 
 const (
-	linkerdJSONDir = "testdata/linkerd_json"
-	linkerdTextDir = "testdata/linkerd_text"
-	linkerdJSON    = "linkerd-website-access-log-json.ndjson"
-	linkerdApache  = "linkerd-website-access-log-apache.log"
+	linkerdJSON   = "linkerd-website-access-log-json.ndjson"
+	linkerdApache = "linkerd-website-access-log-apache.log"
 )
 
 var linkerdTraffic = schemas.Identity{ID: "spiffe://cluster.local/ns/booksapp/sa/traffic", Kind: schemas.KindWorkload, Name: "booksapp/traffic"}
 
 func TestGoldenLinkerdJSON(t *testing.T) {
-	t.Chdir(linkerdJSONDir)
-	ingesttest.Golden(t, exactlyOne{NewLinkerdJSON()})
+	ingesttest.InFormatDir(t, FormatLinkerdJSON)
+	ingesttest.Golden(t, ingesttest.ExactlyOne(NewLinkerdJSON()))
 }
 
 func TestGoldenLinkerdText(t *testing.T) {
-	t.Chdir(linkerdTextDir)
-	ingesttest.Golden(t, exactlyOne{NewLinkerdText()})
+	ingesttest.InFormatDir(t, FormatLinkerdText)
+	ingesttest.Golden(t, ingesttest.ExactlyOne(NewLinkerdText()))
 }
 
 func TestDecodeLinkerdJSON(t *testing.T) {
-	t.Chdir(linkerdJSONDir)
+	ingesttest.InFormatDir(t, FormatLinkerdJSON)
 	runDecodeCases(t, NewLinkerdJSON(), []decodeCase{
 		{
 			name: "client.id maps to the SPIFFE ID", file: linkerdJSON, line: 3,
@@ -71,7 +69,7 @@ func TestDecodeLinkerdJSON(t *testing.T) {
 }
 
 func TestDecodeLinkerdText(t *testing.T) {
-	t.Chdir(linkerdTextDir)
+	ingesttest.InFormatDir(t, FormatLinkerdText)
 	runDecodeCases(t, NewLinkerdText(), []decodeCase{
 		{
 			name: "client id and absolute URI", file: linkerdApache, line: 3,
@@ -102,7 +100,7 @@ func TestDecodeLinkerdText(t *testing.T) {
 }
 
 func TestDecodeLinkerdJSONErrors(t *testing.T) {
-	t.Chdir(linkerdJSONDir)
+	ingesttest.InFormatDir(t, FormatLinkerdJSON)
 	valid := string(ingesttest.Line(t, linkerdJSON, 1))
 	ingesttest.Errors(t, NewLinkerdJSON(), []ingesttest.ErrorCase{
 		{Name: "empty", In: "", Reason: ingest.ReasonInvalidJSON},
@@ -128,7 +126,7 @@ func TestDecodeLinkerdJSONErrors(t *testing.T) {
 }
 
 func TestDecodeLinkerdTextErrors(t *testing.T) {
-	t.Chdir(linkerdTextDir)
+	ingesttest.InFormatDir(t, FormatLinkerdText)
 	valid := string(ingesttest.Line(t, linkerdApache, 1))
 	ingesttest.Errors(t, NewLinkerdText(), []ingesttest.ErrorCase{
 		{Name: "empty", In: "", Reason: ingest.ReasonNotAnEvent},
@@ -150,46 +148,46 @@ func TestDecodeLinkerdTextErrors(t *testing.T) {
 
 func TestMaxRecordBytesLinkerd(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
-		t.Chdir(linkerdJSONDir)
+		ingesttest.InFormatDir(t, FormatLinkerdJSON)
 		d := NewLinkerdJSON()
-		maxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, linkerdJSON, 1))
+		ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, linkerdJSON, 1))
 	})
 	t.Run("text", func(t *testing.T) {
-		t.Chdir(linkerdTextDir)
+		ingesttest.InFormatDir(t, FormatLinkerdText)
 		d := NewLinkerdText()
-		maxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, linkerdApache, 1))
+		ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, linkerdApache, 1))
 	})
 }
 
 func TestDecodeAppendsLinkerd(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
-		t.Chdir(linkerdJSONDir)
-		ingesttest.Appends(t, exactlyOne{NewLinkerdJSON()}, ingesttest.Line(t, linkerdJSON, 1))
+		ingesttest.InFormatDir(t, FormatLinkerdJSON)
+		ingesttest.Appends(t, ingesttest.ExactlyOne(NewLinkerdJSON()), ingesttest.Line(t, linkerdJSON, 1))
 	})
 	t.Run("text", func(t *testing.T) {
-		t.Chdir(linkerdTextDir)
-		ingesttest.Appends(t, exactlyOne{NewLinkerdText()}, ingesttest.Line(t, linkerdApache, 1))
+		ingesttest.InFormatDir(t, FormatLinkerdText)
+		ingesttest.Appends(t, ingesttest.ExactlyOne(NewLinkerdText()), ingesttest.Line(t, linkerdApache, 1))
 	})
 }
 
 func FuzzDecodeLinkerdJSON(f *testing.F) {
-	fuzzChdir(f, linkerdJSONDir)
-	ingesttest.Fuzz(f, exactlyOne{NewLinkerdJSON()},
+	ingesttest.InFormatDir(f, FormatLinkerdJSON)
+	ingesttest.Fuzz(f, ingesttest.ExactlyOne(NewLinkerdJSON()),
 		[]byte(`{"client.addr":"1.2.3.4:5","client.id":"a.b.serviceaccount.identity.linkerd.td","method":"GET","uri":"http://x","status":0,"timestamp":"2024-01-02T03:04:05Z","total_ns":1}`))
 }
 
 func FuzzDecodeLinkerdText(f *testing.F) {
-	fuzzChdir(f, linkerdTextDir)
-	ingesttest.Fuzz(f, exactlyOne{NewLinkerdText()},
+	ingesttest.InFormatDir(f, FormatLinkerdText)
+	ingesttest.Fuzz(f, ingesttest.ExactlyOne(NewLinkerdText()),
 		[]byte(`1.2.3.4:5 a.b.serviceaccount.identity.linkerd.td - [23/Aug/2022:20:28:20 +0000] "GET http://x HTTP/1.1" 401 -`))
 }
 
 func BenchmarkDecodeLinkerdJSON(b *testing.B) {
-	b.Chdir(linkerdJSONDir)
+	ingesttest.InFormatDir(b, FormatLinkerdJSON)
 	ingesttest.Bench(b, NewLinkerdJSON())
 }
 
 func BenchmarkDecodeLinkerdText(b *testing.B) {
-	b.Chdir(linkerdTextDir)
+	ingesttest.InFormatDir(b, FormatLinkerdText)
 	ingesttest.Bench(b, NewLinkerdText())
 }

@@ -48,10 +48,7 @@ type ztunnelLog struct {
 
 // Decode implements ingest.Decoder.
 func (d *ZtunnelDecoder) Decode(dst []schemas.Event, rec ingest.Record) ([]schemas.Event, error) {
-	limit := d.MaxRecordBytes
-	if limit <= 0 {
-		limit = ingest.DefaultMaxRecordBytes
-	}
+	limit := ingest.RecordLimit(d.MaxRecordBytes)
 	line, de := unwrap(FormatZtunnel, rec.Value, limit)
 	if de != nil {
 		return dst, de
@@ -222,7 +219,7 @@ func ztunnelEvent(line []byte, rec ingest.Record) (schemas.Event, *ingest.Decode
 		BytesIn:    in,
 		BytesOut:   out,
 		DurationMS: ms,
-		Provenance: schemas.Provenance{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+		Provenance: rec.Provenance(),
 	}, nil
 }
 

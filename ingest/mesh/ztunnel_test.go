@@ -9,15 +9,13 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-const ztunnelDir = "testdata/ztunnel"
-
 func TestGoldenZtunnel(t *testing.T) {
-	t.Chdir(ztunnelDir)
-	ingesttest.Golden(t, exactlyOne{NewZtunnel()})
+	ingesttest.InFormatDir(t, FormatZtunnel)
+	ingesttest.Golden(t, ingesttest.ExactlyOne(NewZtunnel()))
 }
 
 func TestDecodeZtunnel(t *testing.T) {
-	t.Chdir(ztunnelDir)
+	ingesttest.InFormatDir(t, FormatZtunnel)
 	const file = "istio-io-ztunnel-access-spiffe.log"
 	curl := schemas.Identity{ID: "spiffe://cluster.local/ns/default/sa/curl", Kind: schemas.KindWorkload}
 	runDecodeCases(t, NewZtunnel(), []decodeCase{
@@ -81,7 +79,7 @@ func TestDecodeZtunnel(t *testing.T) {
 }
 
 func TestDecodeZtunnelErrors(t *testing.T) {
-	t.Chdir(ztunnelDir)
+	ingesttest.InFormatDir(t, FormatZtunnel)
 	valid := string(ingesttest.Line(t, "istio-io-ztunnel-access-spiffe.log", 1))
 	ingesttest.Errors(t, NewZtunnel(), []ingesttest.ErrorCase{
 		{Name: "empty", In: "", Reason: ingest.ReasonNotAnEvent},
@@ -105,23 +103,23 @@ func TestDecodeZtunnelErrors(t *testing.T) {
 }
 
 func TestMaxRecordBytesZtunnel(t *testing.T) {
-	t.Chdir(ztunnelDir)
+	ingesttest.InFormatDir(t, FormatZtunnel)
 	d := NewZtunnel()
-	maxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, "istio-io-ztunnel-access-spiffe.log", 1))
+	ingesttest.MaxRecordBytes(t, d, func(n int) { d.MaxRecordBytes = n }, ingesttest.Line(t, "istio-io-ztunnel-access-spiffe.log", 1))
 }
 
 func TestDecodeAppendsZtunnel(t *testing.T) {
-	t.Chdir(ztunnelDir)
-	ingesttest.Appends(t, exactlyOne{NewZtunnel()}, ingesttest.Line(t, "istio-io-ztunnel-access-spiffe.log", 1))
+	ingesttest.InFormatDir(t, FormatZtunnel)
+	ingesttest.Appends(t, ingesttest.ExactlyOne(NewZtunnel()), ingesttest.Line(t, "istio-io-ztunnel-access-spiffe.log", 1))
 }
 
 func FuzzDecodeZtunnel(f *testing.F) {
-	fuzzChdir(f, ztunnelDir)
-	ingesttest.Fuzz(f, exactlyOne{NewZtunnel()},
+	ingesttest.InFormatDir(f, FormatZtunnel)
+	ingesttest.Fuzz(f, ingesttest.ExactlyOne(NewZtunnel()),
 		[]byte(`2024-05-04T10:11:04.964851Z	error	access	connection complete	src.addr=1.2.3.4:5 error="policy rejection" k="a\"b"`))
 }
 
 func BenchmarkDecodeZtunnel(b *testing.B) {
-	b.Chdir(ztunnelDir)
+	ingesttest.InFormatDir(b, FormatZtunnel)
 	ingesttest.Bench(b, NewZtunnel())
 }
