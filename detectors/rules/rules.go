@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
 	"gopkg.in/yaml.v3"
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -78,6 +80,7 @@ type rule struct {
 	severity    schemas.Severity
 	technique   string
 	prg         cel.Program
+	tracked     bool // evaluated with runtime cost tracking
 	file        string
 	line, col   int // position of the rule in its file
 	tests       []testCase
@@ -251,7 +254,7 @@ func (c *compiler) rule(d *decoder, n *yaml.Node) {
 	}
 	if v := d.required(f, n, name, "expr"); v != nil {
 		if expr, good := d.scalar(v, name, "expr"); good {
-			r.prg = c.compile(d, v, name, expr)
+			r.prg, r.tracked = c.compile(d, v, name, expr)
 		}
 	}
 	if v := f["tests"]; v != nil {
@@ -261,7 +264,7 @@ func (c *compiler) rule(d *decoder, n *yaml.Node) {
 
 // compile type-checks expr and builds its program, reporting CEL's issues at
 // their place in the file.
-func (c *compiler) compile(d *decoder, n *yaml.Node, name, expr string) cel.Program {
+func (c *compiler) compile(d *decoder, n *yaml.Node, name, expr string) (prg cel.Program, tracked bool) {
 	ast, iss := c.env.Compile(expr)
 	if iss.Err() != nil {
 		for _, e := range iss.Errors() {
@@ -274,23 +277,47 @@ func (c *compiler) compile(d *decoder, n *yaml.Node, name, expr string) cel.Prog
 			// and keep CEL's own position within it.
 			d.errorf(n, name, "expr %d:%d: %s", e.Location.Line(), e.Location.Column()+1, e.Message)
 		}
-		return nil
+		return nil, false
 	}
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		d.errorf(n, name, "expr has type %s, want bool", ast.OutputType())
-		return nil
+		return nil, false
 	}
-	prg, err := c.env.Program(ast,
-		cel.CostLimit(c.opts.costLimit()),
-		// OptOptimize folds constants and compiles constant regular
-		// expressions of matches() once, here, instead of per evaluation.
-		cel.EvalOptions(cel.OptOptimize),
-	)
+	// OptOptimize folds constants and compiles constant regular
+	// expressions of matches() once, here, instead of per evaluation.
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	// Runtime cost tracking costs more than most rules themselves, so it is
+	// switched on only for rules whose worst case, with every string as long
+	// as the largest record a decoder accepts, could exceed the limit.
+	est, err := c.env.EstimateCost(ast, boundedStrings{max: ingest.DefaultMaxRecordBytes})
+	if tracked = err != nil || est.Max > c.opts.costLimit(); tracked {
+		opts = append(opts, cel.CostLimit(c.opts.costLimit()))
+	}
+	prg, err = c.env.Program(ast, opts...)
 	if err != nil {
 		d.errorf(n, name, "expr: %v", err)
+		return nil, false
+	}
+	return prg, tracked
+}
+
+// boundedStrings tells CEL's cost estimator that no string a rule sees is
+// longer than a record: every one comes from a decoded record, and decoders
+// reject records over ingest.DefaultMaxRecordBytes.
+type boundedStrings struct{ max uint64 }
+
+func (boundedStrings) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
+
+func (b boundedStrings) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	if n.ComputedSize() != nil {
 		return nil
 	}
-	return prg
+	if t := n.Type(); t != nil && (t.IsExactType(types.StringType) || t.IsExactType(types.BytesType)) {
+		return &cost.SizeEstimate{Min: 0, Max: b.max}
+	}
+	return nil
 }
 
 // Name implements detectors.Detector.

@@ -376,3 +376,27 @@ func TestRunTestsReportsFailures(t *testing.T) {
 		t.Errorf("OK() = %t, %t; want true, false", got[0].OK(), got[1].OK())
 	}
 }
+
+// TestCostTrackingOnlyWhereNeeded: rules whose worst case (every string as
+// long as the largest record) stays under the limit run without runtime cost
+// tracking; the rest keep it.
+func TestCostTrackingOnlyWhereNeeded(t *testing.T) {
+	tracked := func(s *Set) map[string]bool {
+		m := map[string]bool{}
+		for _, r := range s.rules {
+			m[r.id] = r.tracked
+		}
+		return m
+	}
+	costly := tracked(mustLoad(t, Options{}, "testdata/costly.yaml"))
+	if !costly["costly"] || costly["cheap"] {
+		t.Errorf("costly.yaml tracking %v, want only the quadratic rule tracked", costly)
+	}
+	pack := tracked(mustLoad(t, Options{}, "pack/default.yaml"))
+	if pack["denied-burst"] || pack["root-account-use"] {
+		t.Errorf("default pack tracking %v: comparisons and prefixes need no runtime tracking", pack)
+	}
+	if !pack["secret-read-new-network"] {
+		t.Errorf("default pack tracking %v: a regular expression over an unbounded string must stay tracked", pack)
+	}
+}
