@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin/nhisentry
 FUZZTIME ?= 5s
 
-.PHONY: help demo test build vet fmt-check unit fuzz bench clickhouse clickhouse-stop clean
+.PHONY: help demo test build vet fmt-check tidy-check fuzz bench clickhouse clickhouse-stop clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ help: ## list the targets
 demo: clickhouse build ## run the whole pipeline on this machine and print the findings
 	$(BIN) demo
 
-test: clickhouse vet fmt-check ## vet, gofmt, all tests with -race (integration ones on the real servers), short fuzzing
+test: clickhouse vet fmt-check tidy-check ## vet, gofmt, all tests with -race (integration ones on the real servers), short fuzzing
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
@@ -27,6 +27,9 @@ vet: ## go vet
 fmt-check: ## fail when gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+tidy-check: ## fail when go.mod or go.sum is not tidy
+	$(GO) mod tidy -diff
 
 fuzz: ## run every decoder fuzz test for FUZZTIME
 	@for pkg in $$($(GO) list ./ingest/...); do \
