@@ -145,3 +145,21 @@ func TestDecodeCommand(t *testing.T) {
 		})
 	}
 }
+
+func TestMissingTopicsStopTheStart(t *testing.T) {
+	brokers := startBroker(t)
+	cfg := pipelineConfig(t, brokers, "http")
+	cfg.Kafka.FindingsTopic = "nhi.findings.typo"
+	cfg.Kafka.Inputs[0].Topic = "nhi.mesh.typo"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := newService(ctx, cfg, quietLog())
+	if err == nil {
+		t.Fatal("want an error for missing topics")
+	}
+	for _, want := range []string{`topic "nhi.findings.typo" does not exist`, `topic "nhi.mesh.typo" does not exist`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}

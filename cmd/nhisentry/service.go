@@ -78,6 +78,14 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 		dets = append(dets, re)
 	}
 
+	topics := make([]string, 0, len(cfg.Kafka.Inputs)+2)
+	for _, in := range cfg.Kafka.Inputs {
+		topics = append(topics, in.Topic)
+	}
+	if err := kafkasrc.CheckTopics(ctx, cfg.Kafka.Brokers, append(topics, cfg.Kafka.FindingsTopic, cfg.Kafka.DeadLetterTopic)...); err != nil {
+		return nil, err
+	}
+
 	store, err := chstore.Open(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return nil, err
@@ -113,10 +121,6 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 		Events: store, Sinks: []engine.FindingSink{store, s.findings},
 		Logger: log, Registerer: s.reg,
 	})
-	topics := make([]string, 0, len(cfg.Kafka.Inputs))
-	for _, in := range cfg.Kafka.Inputs {
-		topics = append(topics, in.Topic)
-	}
 	s.source, err = kafkasrc.New(kafkasrc.Config{
 		Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.GroupID, Topics: topics,
 		BatchSize: cfg.Kafka.BatchSize, Linger: cfg.Kafka.Linger, StartFirst: cfg.Kafka.StartFrom == "earliest",

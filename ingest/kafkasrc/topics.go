@@ -1,0 +1,43 @@
+package kafkasrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// CheckTopics returns an error naming every topic that does not exist, so a
+// typo in the configuration stops the service at start with a clear message
+// instead of a consumer that waits forever or writes that retry forever.
+// It uses franz-go's admin client: kafka-go has no metadata call that does
+// not risk creating the topic on brokers with auto-creation on.
+func CheckTopics(ctx context.Context, brokers []string, topics ...string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer cl.Close()
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("kafka %v: list topics: %w", brokers, err)
+	}
+	var missing []string
+	for _, t := range topics {
+		if d, ok := details[t]; !ok || d.Err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	errs := make([]error, len(missing))
+	for i, t := range missing {
+		errs[i] = fmt.Errorf("kafka: topic %q does not exist", t)
+	}
+	return errors.Join(errs...)
+}
