@@ -17,8 +17,9 @@ const (
 	DefaultMaxRecordBytes = 1 << 20
 	DefaultMaxDepth       = 64
 	// MaxFields bounds the number of values (members and elements) in one
-	// JSON record.
-	MaxFields = 100_000
+	// JSON record, raised for large records to one per BytesPerField bytes.
+	MaxFields     = 100_000
+	BytesPerField = 8
 )
 
 // AWSIdentity resolves an AWS principal ARN to its canonical identity. The
@@ -330,6 +331,9 @@ var plain = func() (t [256]bool) {
 // error has an empty Format, which the caller fills in.
 func CheckJSON(raw []byte, maxDepth int) *DecodeError {
 	depth, fields := 0, 0
+	// Large records (a whole CloudTrail log file) may hold proportionally
+	// more values; what is refused is many values in few bytes.
+	maxFields := max(MaxFields, len(raw)/BytesPerField)
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		switch {
@@ -369,8 +373,8 @@ func CheckJSON(raw []byte, maxDepth int) *DecodeError {
 			depth--
 			i++
 		case c == ',':
-			if fields++; fields >= MaxFields {
-				return &DecodeError{Reason: ReasonTooManyFields, Detail: fmt.Sprintf("more than %d values at byte %d", MaxFields, i)}
+			if fields++; fields >= maxFields {
+				return &DecodeError{Reason: ReasonTooManyFields, Detail: fmt.Sprintf("more than %d values at byte %d", maxFields, i)}
 			}
 			i++
 		case c >= utf8.RuneSelf:

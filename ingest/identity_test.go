@@ -193,6 +193,8 @@ func TestCheckJSON(t *testing.T) {
 		{"empty", "", ""},
 		{"one value too many", "[" + strings.Repeat("1,", MaxFields) + "1]", ReasonTooManyFields},
 		{"values at the limit", "[" + strings.Repeat("1,", MaxFields-1) + "1]", ""},
+		{"a large record may hold more values, at 8 bytes each", "[" + strings.Repeat(`"abcdef",`, 150_000) + "1]", ""},
+		{"but not more tightly packed", "[" + strings.Repeat(`"a",`, 150_000) + "1]", ReasonTooManyFields},
 		{"commas inside strings do not count", `{"a":"` + strings.Repeat(",", MaxFields) + `"}`, ""},
 	}
 	for _, tc := range tests {

@@ -25,13 +25,14 @@ const maxSession = 12 * time.Hour
 // out.
 type Decoder struct {
 	// MaxRecordBytes rejects larger records as too_large; 0 means
-	// ingest.DefaultMaxRecordBytes. A log file read whole from S3 can be
-	// larger than one event: raise it for such topics.
+	// ingest.DefaultMaxRecordBytes. New sets the inflation bound instead: a
+	// log file delivered whole from S3 is many events and often several MiB
+	// once gunzipped, while one event is at most 256 KiB (AWS's own limit).
 	MaxRecordBytes int
 }
 
-// New returns a Decoder with the default limits.
-func New() *Decoder { return &Decoder{MaxRecordBytes: ingest.DefaultMaxRecordBytes} }
+// New returns a Decoder whose record limit admits whole S3 log files.
+func New() *Decoder { return &Decoder{MaxRecordBytes: ingest.DefaultMaxInflatedBytes} }
 
 // Format implements ingest.Decoder.
 func (*Decoder) Format() string { return Format }

@@ -1,6 +1,8 @@
 package cloudaudit
 
 import (
+	"bytes"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -253,4 +255,31 @@ func FuzzDecode(f *testing.F) {
 func BenchmarkDecode(b *testing.B) {
 	ingesttest.InFormatDir(b, Format)
 	ingesttest.Bench(b, New())
+}
+
+// TestLargeLogFile: an S3 log file of a few thousand events, several MiB once
+// inflated, decodes whole with the default decoder.
+func TestLargeLogFile(t *testing.T) {
+	ingesttest.InFormatDir(t, Format)
+	one := ingesttest.Line(t, "awsdocs.ndjson", 1)
+	var b bytes.Buffer
+	b.WriteString(`{"Records":[`)
+	const n = 4000
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(bytes.Replace(one, []byte(`"eventID":"`), []byte(fmt.Sprintf(`"eventID":"%d-`, i)), 1))
+	}
+	b.WriteString(`]}`)
+	if b.Len() < 2<<20 {
+		t.Fatalf("file is only %d bytes; the test needs one over the 1 MiB single-record limit", b.Len())
+	}
+	evs, err := New().Decode(nil, ingest.Record{Value: b.Bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != n {
+		t.Fatalf("%d events, want %d", len(evs), n)
+	}
 }
