@@ -57,12 +57,20 @@ type Engine struct {
 	metrics  *metrics
 	emitted  suppressor
 	findings []schemas.Finding
+	// origins holds, per finding of the last Detect, the event that raised
+	// it: its family (the latency metric's label) and time.
+	origins []origin
 	// next is, per topic partition, the offset after the last record whose
 	// events the baselines have learned. A consumer-group rebalance redelivers
 	// records that were processed but not yet committed; learning them twice
 	// would double their counts, so they are stored again (harmlessly) but not
 	// detected or learned again.
 	next map[partition]int64
+}
+
+type origin struct {
+	family schemas.Family
+	at     time.Time
 }
 
 type partition struct {
@@ -96,6 +104,7 @@ func New(opts Options) *Engine {
 func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 	now := e.opts.Now()
 	out := e.findings[:0]
+	origins := e.origins[:0]
 	c := e.opts.Cache
 	c.Lock()
 	// Events of one record share its offset, so the bound is the one from
@@ -122,6 +131,7 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 				if e.emitted.add(f.ID) {
 					out[kept] = f
 					kept++
+					origins = append(origins, origin{ev.Source.Family, ev.Time.Time})
 				}
 			}
 			out = out[:kept]
@@ -132,7 +142,7 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 	for tp, n := range high {
 		e.next[tp] = max(e.next[tp], n)
 	}
-	e.findings = out
+	e.findings, e.origins = out, origins
 	for i := range out {
 		e.metrics.findings.WithLabelValues(out[i].Detector, string(out[i].Severity)).Inc()
 	}
@@ -152,8 +162,12 @@ func (e *Engine) Handle(ctx context.Context, events []schemas.Event) error {
 			return err
 		}
 	}
+	now := e.opts.Now()
 	for i := range findings {
 		f := &findings[i]
+		// Event time to delivered finding: "seconds, not minutes", measured.
+		o := e.origins[i]
+		e.metrics.latency.WithLabelValues(string(o.family)).Observe(now.Sub(o.at).Seconds())
 		e.opts.Logger.Warn("finding", "id", f.ID, "detector", f.Detector, "rule", f.RuleID,
 			"identity", f.Identity.ID, "severity", f.Severity, "score", f.Score, "explanation", f.Explanation)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/detectortest"
@@ -145,4 +147,36 @@ func TestRedeliveredRecordsAreNotLearnedTwice(t *testing.T) {
 	if n := cache.Get(detectortest.Identity).Events - before; n != 2 {
 		t.Fatalf("baseline learned %d events from the redelivery, want 2", n)
 	}
+}
+
+func TestDetectionLatencyIsMeasuredPerFamily(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	now := time.Date(2026, 11, 9, 14, 0, 0, 0, time.UTC)
+	var order []string
+	e := engine.New(engine.Options{
+		Cache: baseline.NewCache(), Detectors: []detectors.Detector{countEvents{}},
+		Events: &recorder{log: &order}, Sinks: []engine.FindingSink{&recorder{name: "sink", log: &order}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg,
+		Now: func() time.Time { return now },
+	})
+	ev := detectortest.Event(now.Add(-3*time.Second), "a", "10.0.0.1")
+	ev.Source.Family = schemas.FamilyCloudAudit
+	if err := e.Handle(context.Background(), []schemas.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "nhi_detect_latency_seconds" {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if m.GetLabel()[0].GetValue() != "cloud_audit" || m.GetHistogram().GetSampleCount() != 1 || m.GetHistogram().GetSampleSum() != 3 {
+			t.Fatalf("latency metric %v", m)
+		}
+		return
+	}
+	t.Fatal("no nhi_detect_latency_seconds metric")
 }
