@@ -109,14 +109,7 @@ func TestDecode(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := ingesttest.Line(t, "awsdocs.ndjson", tc.line)
-			evs, err := d.Decode(nil, ingest.Record{Value: raw})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(evs) != 1 {
-				t.Fatalf("got %d events, want 1", len(evs))
-			}
-			ev := evs[0]
+			ev := ingesttest.DecodeOne(t, d, raw)
 			checks := []struct{ field, got, want string }{
 				{"id", ev.ID, tc.id},
 				{"identity.id", ev.Identity.ID, tc.identity},

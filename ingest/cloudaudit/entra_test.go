@@ -67,7 +67,7 @@ func TestDecodeEntraSignIn(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := ingesttest.Line(t, tc.file, tc.line)
-			ev := decodeOne(t, d, raw)
+			ev := ingesttest.DecodeOne(t, d, raw)
 			if tc.id == "" {
 				tc.id = schemas.HashID(FormatEntraSignIn, raw)
 			}
@@ -189,7 +189,7 @@ func TestDecodeEntraAudit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := ingesttest.Line(t, tc.file, tc.line)
-			ev := decodeOne(t, d, raw)
+			ev := ingesttest.DecodeOne(t, d, raw)
 			if tc.id == "" {
 				tc.id = schemas.HashID(FormatEntraAudit, raw)
 			}

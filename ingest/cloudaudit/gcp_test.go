@@ -92,7 +92,7 @@ func TestDecodeGCPAudit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := ingesttest.Line(t, tc.file, tc.line)
-			ev := decodeOne(t, d, raw)
+			ev := ingesttest.DecodeOne(t, d, raw)
 			if tc.id == "" {
 				tc.id = ev.ID // checked by the golden file
 			}
@@ -170,7 +170,7 @@ func TestDecodeGCPAuditErrors(t *testing.T) {
 func TestGCPAuditHugeStatus(t *testing.T) {
 	ingesttest.InFormatDir(t, FormatGCPAudit)
 	raw := strings.Replace(string(ingesttest.Line(t, "gcp-variants.ndjson", 3)), `"code":7`, `"code":99999999999999999999999`, 1)
-	ev := decodeOne(t, NewGCPAudit(), []byte(raw))
+	ev := ingesttest.DecodeOne(t, NewGCPAudit(), []byte(raw))
 	if ev.Outcome.Result != schemas.ResultFailure || ev.Outcome.ErrorCode != "UNKNOWN" {
 		t.Errorf("outcome = %+v, want failure/UNKNOWN", ev.Outcome)
 	}

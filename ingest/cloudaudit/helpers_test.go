@@ -42,19 +42,6 @@ func checkErrors(t *testing.T, d ingest.Decoder, cases []errorCase) {
 	}
 }
 
-// decodeOne decodes raw and requires exactly one event.
-func decodeOne(t *testing.T, d ingest.Decoder, raw []byte) schemas.Event {
-	t.Helper()
-	evs, err := d.Decode(nil, ingest.Record{Value: raw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evs) != 1 {
-		t.Fatalf("got %d events, want 1", len(evs))
-	}
-	return evs[0]
-}
-
 // field is one checked field of an event.
 type field struct{ name, got, want string }
 

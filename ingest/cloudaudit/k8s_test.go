@@ -130,7 +130,7 @@ func TestDecodeK8sAudit(t *testing.T) {
 func TestK8sAuditCluster(t *testing.T) {
 	ingesttest.InFormatDir(t, FormatK8sAudit)
 	d := &K8sAuditDecoder{Cluster: "prod-eu"}
-	ev := decodeOne(t, d, ingesttest.Line(t, "k8s-variants.ndjson", 3))
+	ev := ingesttest.DecodeOne(t, d, ingesttest.Line(t, "k8s-variants.ndjson", 3))
 	if ev.Identity.ID != "k8s:sa/prod-eu/payments/ledger-api" || ev.Source.Cluster != "prod-eu" {
 		t.Errorf("identity %q cluster %q", ev.Identity.ID, ev.Source.Cluster)
 	}

@@ -288,3 +288,17 @@ func MaxRecordBytes(t *testing.T, d ingest.Decoder, set func(int), raw []byte) {
 		t.Fatalf("a record of exactly MaxRecordBytes: %v", err)
 	}
 }
+
+// DecodeOne decodes raw with d and requires exactly one event, which it
+// returns.
+func DecodeOne(t testing.TB, d ingest.Decoder, raw []byte) schemas.Event {
+	t.Helper()
+	evs, err := d.Decode(nil, ingest.Record{Value: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 {
+		t.Fatalf("got %d events, want 1", len(evs))
+	}
+	return evs[0]
+}

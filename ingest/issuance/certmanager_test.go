@@ -75,11 +75,7 @@ func TestDecodeCertManager(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := ingesttest.Line(t, tc.file, tc.line)
-			evs, err := d.Decode(nil, ingest.Record{Value: raw})
-			if err != nil || len(evs) != 1 {
-				t.Fatalf("%d events, err %v", len(evs), err)
-			}
-			ev := evs[0]
+			ev := ingesttest.DecodeOne(t, d, raw)
 			want, _ := time.Parse(time.RFC3339Nano, tc.time)
 			if ev.ID != schemas.HashID(CertManagerFormat, ingest.Unwrap(raw)) || !ev.Time.Equal(want) || ev.Identity != controller ||
 				ev.Action != tc.action || ev.Target.Resource != tc.resource || ev.Outcome.Result != tc.result ||

@@ -76,11 +76,7 @@ func TestDecodeSPIREServer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := ingesttest.Line(t, tc.file, tc.line)
-			evs, err := d.Decode(nil, ingest.Record{Value: raw})
-			if err != nil || len(evs) != 1 {
-				t.Fatalf("%d events, err %v", len(evs), err)
-			}
-			ev := evs[0]
+			ev := ingesttest.DecodeOne(t, d, raw)
 			if ev.ID != schemas.HashID(SPIREServerFormat, raw) || ev.Identity != (schemas.Identity{ID: tc.identity, Kind: schemas.KindWorkload}) ||
 				ev.Action != tc.action || ev.Actor.IP != tc.ip || ev.Outcome.Result != schemas.ResultSuccess || ev.Time.IsZero() ||
 				ev.Credential.ID != tc.issuance.Credential || ev.Credential.Type != tc.issuance.CredentialType || !ev.Credential.IssuedAt.Equal(ev.Time.Time) ||

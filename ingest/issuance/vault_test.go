@@ -121,14 +121,7 @@ func TestDecode(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := ingesttest.Line(t, tc.file, tc.line)
-			evs, err := d.Decode(nil, ingest.Record{Value: raw})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(evs) != 1 {
-				t.Fatalf("got %d events, want 1", len(evs))
-			}
-			ev := evs[0]
+			ev := ingesttest.DecodeOne(t, d, raw)
 			wantID := tc.id
 			if wantID == "" {
 				wantID = schemas.HashID(Format, raw)

@@ -56,14 +56,7 @@ func runDecodeCases(t *testing.T, d ingest.Decoder, cases []decodeCase) {
 			if tc.file != "" {
 				raw = ingesttest.Line(t, tc.file, tc.line)
 			}
-			evs, err := d.Decode(nil, ingest.Record{Value: raw})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(evs) != 1 {
-				t.Fatalf("got %d events, want 1", len(evs))
-			}
-			checkEvent(t, d.Format(), raw, evs[0], tc.want)
+			checkEvent(t, d.Format(), raw, ingesttest.DecodeOne(t, d, raw), tc.want)
 		})
 	}
 }
