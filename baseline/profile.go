@@ -14,23 +14,38 @@ type Dim uint8
 
 // Tracked dimensions.
 const (
-	DimAction  Dim = iota // normalized action, e.g. s3:GetObject
-	DimPeer               // upstream peer identity (mesh call graph)
-	DimNetwork            // source network: /24 for IPv4, /64 for IPv6
+	DimAction     Dim = iota // normalized action, e.g. s3:GetObject
+	DimResource              // target resource
+	DimPeer                  // upstream peer identity (mesh call graph)
+	DimNetwork               // source network: /24 for IPv4, /64 for IPv6
+	DimUserAgent             // actor user agent
+	DimRegion                // source region
+	DimCluster               // cluster/namespace the identity acts in
+	DimIssuer                // issuer of credentials issued to the identity
+	DimCredential            // credential id in use
+	DimEdge                  // mesh edge: peer and route, "peer route"
 	NumDims
 )
 
-// String returns the dimension's name as used in findings and configuration.
+var dimNames = [NumDims]string{"action", "resource", "peer", "network", "user_agent", "region", "cluster", "issuer", "credential", "edge"}
+
+// String returns the dimension's name as used in findings, storage and
+// configuration.
 func (d Dim) String() string {
-	switch d {
-	case DimAction:
-		return "action"
-	case DimPeer:
-		return "peer"
-	case DimNetwork:
-		return "network"
+	if d < NumDims {
+		return dimNames[d]
 	}
 	return "unknown"
+}
+
+// ParseDim is the inverse of Dim.String.
+func ParseDim(s string) (Dim, bool) {
+	for d, n := range dimNames {
+		if n == s {
+			return Dim(d), true
+		}
+	}
+	return 0, false
 }
 
 // HistoryHours is how many hourly counts a Profile keeps: one week, the
@@ -202,11 +217,32 @@ func (p *Profile) addHour(h int64, n uint32) {
 // Values returns the value of every tracked dimension for ev; empty strings
 // mean the event has no value in that dimension.
 func Values(ev *schemas.Event) [NumDims]string {
-	return [NumDims]string{
-		DimAction:  ev.Action,
-		DimPeer:    ev.Target.Peer,
-		DimNetwork: Network(ev.Actor.IP),
+	v := [NumDims]string{
+		DimAction:     ev.Action,
+		DimResource:   ev.Target.Resource,
+		DimPeer:       ev.Target.Peer,
+		DimNetwork:    Network(ev.Actor.IP),
+		DimUserAgent:  ev.Actor.UserAgent,
+		DimRegion:     ev.Source.Region,
+		DimCluster:    ClusterValue(ev.Source.Cluster, ev.Actor.Namespace),
+		DimCredential: ev.Credential.ID,
 	}
+	if ev.Issuance != nil {
+		v[DimIssuer] = ev.Issuance.Issuer
+	}
+	if ev.Target.Peer != "" {
+		v[DimEdge] = ev.Target.Peer + " " + ev.Action
+	}
+	return v
+}
+
+// ClusterValue is the DimCluster value of a cluster and namespace:
+// "cluster/namespace", either part possibly empty; "" when both are.
+func ClusterValue(cluster, namespace string) string {
+	if cluster == "" && namespace == "" {
+		return ""
+	}
+	return cluster + "/" + namespace
 }
 
 // Network returns the /24 (IPv4) or /64 (IPv6) prefix of ip, or "" when ip
@@ -235,12 +271,12 @@ type Seed struct {
 	FirstSeen time.Time
 	LastSeen  time.Time
 	Events    uint64
-	Known     [NumDims][]KnownValue
+	Known     [NumDims][]SeedValue
 	Hourly    []Window
 }
 
-// KnownValue is a value of a dimension and when the identity first used it.
-type KnownValue struct {
+// SeedValue is a value of a dimension and when the identity first used it.
+type SeedValue struct {
 	Value     string
 	FirstSeen time.Time
 }

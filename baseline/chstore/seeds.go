@@ -53,7 +53,7 @@ func (s *Store) LoadSeeds(ctx context.Context, fn func(*baseline.Seed)) error {
 					return nil
 				}
 			}
-			sd.Known[k.dim] = append(sd.Known[k.dim], baseline.KnownValue{Value: v, FirstSeen: first})
+			sd.Known[k.dim] = append(sd.Known[k.dim], baseline.SeedValue{Value: v, FirstSeen: first})
 			return nil
 		})
 		if err != nil {

@@ -29,10 +29,10 @@ func profile(id schemas.Identity, hourly []uint32, actions, networks []string) *
 		s.Events += uint64(c)
 	}
 	for _, a := range actions {
-		s.Known[baseline.DimAction] = append(s.Known[baseline.DimAction], baseline.KnownValue{Value: a, FirstSeen: s.FirstSeen})
+		s.Known[baseline.DimAction] = append(s.Known[baseline.DimAction], baseline.SeedValue{Value: a, FirstSeen: s.FirstSeen})
 	}
 	for _, n := range networks {
-		s.Known[baseline.DimNetwork] = append(s.Known[baseline.DimNetwork], baseline.KnownValue{Value: n, FirstSeen: s.FirstSeen})
+		s.Known[baseline.DimNetwork] = append(s.Known[baseline.DimNetwork], baseline.SeedValue{Value: n, FirstSeen: s.FirstSeen})
 	}
 	p := new(baseline.Profile)
 	p.Apply(s)
@@ -158,7 +158,7 @@ func TestEveryVariable(t *testing.T) {
 		DurationMS: 12.5,
 	}
 	p := profile(role, []uint32{3, 5}, []string{"iam:ListRoles", "s3:GetObject"}, []string{"10.0.1.0/24"})
-	p.Apply(&baseline.Seed{Known: [baseline.NumDims][]baseline.KnownValue{baseline.DimPeer: {{Value: "spiffe://td/ns/db/sa/pg"}}}})
+	p.Apply(&baseline.Seed{Known: [baseline.NumDims][]baseline.SeedValue{baseline.DimPeer: {{Value: "spiffe://td/ns/db/sa/pg"}}}})
 	in := &detectors.Input{
 		Event: ev, Profile: p, Learning: true, Now: t0.Add(time.Minute),
 		Window: baseline.Window{Count: 15, Denied: 12, Failures: 1, BytesOut: 4096},

@@ -172,7 +172,7 @@ func (d *decoder) history(n *yaml.Node, ruleID string, at time.Time, s *baseline
 			continue
 		}
 		for _, val := range vals {
-			s.Known[dim] = append(s.Known[dim], baseline.KnownValue{Value: val, FirstSeen: s.FirstSeen})
+			s.Known[dim] = append(s.Known[dim], baseline.SeedValue{Value: val, FirstSeen: s.FirstSeen})
 		}
 	}
 	return ok
