@@ -37,10 +37,12 @@ func CohortKey(h *History) string {
 	if h == nil {
 		return ""
 	}
-	return cohortKey(h.Identity, h.Namespace, h.Workload)
+	return CohortOf(h.Identity, h.Namespace, h.Workload)
 }
 
-func cohortKey(id schemas.Identity, namespace, workload string) string {
+// CohortOf is CohortKey for an identity seen in an event, before any
+// history is built: the cache's profiles and the builder agree on cohorts.
+func CohortOf(id schemas.Identity, namespace, workload string) string {
 	if namespace != "" && workload != "" {
 		return "k8s:" + namespace + "/" + podWorkload(workload)
 	}

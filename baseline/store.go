@@ -60,7 +60,8 @@ func Bucket(x float64) uint8 {
 	return b
 }
 
-// BucketEdge is the largest value bucket b holds: 2^(b+1) − 1.
+// BucketEdge is the upper bound of bucket b, 2^(b+1) − 1: every value in the
+// bucket is below it (whole numbers up to one less).
 func BucketEdge(b uint8) float64 {
 	if b >= 63 {
 		return float64(^uint64(0))

@@ -78,3 +78,21 @@ func (s *Store) Name() string { return "clickhouse" }
 
 // Close closes the connection.
 func (s *Store) Close() error { return s.conn.Close() }
+
+// query runs q and calls row for every result row.
+func (s *Store) query(ctx context.Context, what, q string, row func(scan func(...any) error) error) error {
+	rows, err := s.conn.Query(ctx, q)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows.Scan); err != nil {
+			return fmt.Errorf("load %s: %w", what, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load %s: %w", what, err)
+	}
+	return nil
+}

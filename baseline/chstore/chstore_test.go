@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
@@ -66,47 +65,6 @@ func TestWriteEventsReplayIsInvisible(t *testing.T) {
 	}
 	if ns != 123456000 || len(sans) != 2 {
 		t.Fatalf("time_ns=%d sans=%v", ns, sans)
-	}
-}
-
-func TestLoadSeedsRebuildsProfiles(t *testing.T) {
-	s := chstoretest.Open(t)
-	ctx := context.Background()
-	base := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
-	if err := s.WriteEvents(ctx, testEvents(90, base)); err != nil {
-		t.Fatal(err)
-	}
-	cache := baseline.NewCache()
-	if err := cache.Load(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	if cache.Len() != 3 {
-		t.Fatalf("identities = %d, want 3", cache.Len())
-	}
-	cache.Lock()
-	defer cache.Unlock()
-	p := cache.Get(schemas.Identity{ID: "aws:role/123/r0"})
-	if p.Events != 30 {
-		t.Errorf("events = %d, want 30", p.Events)
-	}
-	if p.Identity.Kind != schemas.KindRole {
-		t.Errorf("kind = %q", p.Identity.Kind)
-	}
-	// r0 sees i = 0,3,6,…: actions i%4 cover all four, networks i%2 both.
-	if got := p.KnownCount(baseline.DimAction); got != 4 {
-		t.Errorf("known actions = %d, want 4", got)
-	}
-	if !p.Knows(baseline.DimNetwork, "10.0.1.0/24") || p.KnownCount(baseline.DimNetwork) != 2 {
-		t.Errorf("networks = %d", p.KnownCount(baseline.DimNetwork))
-	}
-	// 90 minutes from 10:00: hours 10 (60 events) and 11 (30), a third each.
-	w := p.Window(base.Add(time.Hour))
-	if w.Count != 10 {
-		t.Errorf("window 11:00 count = %d, want 10", w.Count)
-	}
-	mean, _, hours := p.HourlyStats(base.Add(2 * time.Hour))
-	if hours != 2 || mean != 15 {
-		t.Errorf("hourly mean = %v over %d hours, want 15 over 2", mean, hours)
 	}
 }
 

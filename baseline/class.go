@@ -1,0 +1,192 @@
+package baseline
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+// Learning says how much history an identity needs before detectors trust
+// its baseline: both a minimum age and a minimum number of events, because a
+// chatty service learns in hours while a nightly job needs days.
+type Learning struct {
+	MinAge    time.Duration `yaml:"min_age"`
+	MinEvents uint64        `yaml:"min_events"`
+}
+
+// Class is a kind of machine identity with its own windows: machines are not
+// people, and a CI role, a long-running service and a break-glass key learn
+// and go dormant on different time scales.
+type Class struct {
+	Name string `yaml:"name"`
+	// Kinds and Identities select the class's identities: an identity kind
+	// from the list (any when empty) and an identity id matching one of the
+	// globs (any when empty), where * matches any run of characters, '/'
+	// included, and ? any one character. A class with neither is only
+	// assigned by the builder (job: a detected cadence) or as the default.
+	Kinds      []string `yaml:"kinds"`
+	Identities []string `yaml:"identities"`
+	Learning   Learning `yaml:"learning"`
+	// Dormancy is the silence after which activity is a reactivation.
+	Dormancy time.Duration `yaml:"dormancy"`
+	// Relearn is how long a deploy of the identity's workload makes new
+	// values expected.
+	Relearn time.Duration `yaml:"relearn"`
+}
+
+// Class names the builder and the cache assign without a matcher.
+const (
+	ClassService = "service" // the default
+	ClassJob     = "job"     // a cadence was detected
+)
+
+var defaultClass = &Class{
+	Name: ClassService, Learning: Learning{MinAge: 24 * time.Hour, MinEvents: 50},
+	Dormancy: 7 * 24 * time.Hour, Relearn: time.Hour,
+}
+
+// DefaultClasses are the classes used when the configuration names none.
+func DefaultClasses() Classes {
+	return Classes{
+		{Name: "break_glass", Identities: []string{"*break-glass*", "*breakglass*", "*emergency*"},
+			// Any use of an emergency credential is worth a look: no
+			// learning, and any silence is dormancy.
+			Learning: Learning{}, Dormancy: time.Hour, Relearn: 0},
+		{Name: "ci", Identities: []string{"*:role/*/ci-*", "*:role/*/github-*", "*:role/*/gitlab-*", "repo:*"},
+			Learning: Learning{MinAge: 7 * 24 * time.Hour, MinEvents: 20}, Dormancy: 30 * 24 * time.Hour, Relearn: time.Hour},
+		{Name: ClassJob, Learning: Learning{MinAge: 3 * 24 * time.Hour, MinEvents: 10},
+			Dormancy: 3 * 24 * time.Hour, Relearn: time.Hour},
+		*defaultClass,
+	}
+}
+
+// Classes is the configured list; the first class whose matchers accept an
+// identity is its class.
+type Classes []Class
+
+// Validate lists every problem at once.
+func (cs Classes) Validate() []error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, c := range cs {
+		where := fmt.Sprintf("classes[%d]", i)
+		switch {
+		case c.Name == "":
+			errs = append(errs, fmt.Errorf("%s: name is required", where))
+		case seen[c.Name]:
+			errs = append(errs, fmt.Errorf("%s: class %q is defined twice", where, c.Name))
+		}
+		seen[c.Name] = true
+		for _, g := range c.Identities {
+			if g == "" {
+				errs = append(errs, fmt.Errorf("%s (%s): empty identity glob", where, c.Name))
+			}
+		}
+		if c.Learning.MinAge < 0 || c.Dormancy < 0 || c.Relearn < 0 {
+			errs = append(errs, fmt.Errorf("%s (%s): durations must not be negative", where, c.Name))
+		}
+	}
+	if len(cs) > 0 && !seen[ClassService] {
+		errs = append(errs, errors.New("classes: a class named \"service\" is required (the default)"))
+	}
+	return errs
+}
+
+// Named returns the class called name, or the default class.
+func (cs Classes) Named(name string) *Class {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return cs.Named(ClassService)
+}
+
+// Match returns the class whose matchers accept id, or inferred (a class
+// the builder derived from behaviour) when none does, or the default.
+func (cs Classes) Match(id schemas.Identity, inferred string) *Class {
+	for i := range cs {
+		c := &cs[i]
+		if len(c.Kinds) == 0 && len(c.Identities) == 0 {
+			continue
+		}
+		if (len(c.Kinds) == 0 || contains(c.Kinds, string(id.Kind))) && (len(c.Identities) == 0 || globs(c.Identities, id.ID)) {
+			return c
+		}
+	}
+	if inferred != "" {
+		return cs.Named(inferred)
+	}
+	return cs.Named(ClassService)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func globs(patterns []string, s string) bool {
+	for _, g := range patterns {
+		if glob(g, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// glob matches s against a pattern of literal bytes, '?' and '*', with the
+// classic backtracking to the last star: linear for the patterns classes
+// use.
+func glob(pattern, s string) bool {
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case star >= 0:
+			p, mark = star+1, mark+1
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// deployResources are the Kubernetes workload kinds whose change rolls out
+// new pods.
+var deployResources = []string{"deployments", "statefulsets", "daemonsets"}
+
+// DeployOf reports whether ev is a successful change of a Kubernetes
+// workload (from Kubernetes audit) and returns the cohort it redeploys.
+func DeployOf(ev *schemas.Event) (cohort string, ok bool) {
+	rest, found := strings.CutPrefix(ev.Action, "k8s:")
+	if !found || ev.Outcome.Result != schemas.ResultSuccess {
+		return "", false
+	}
+	verb, resource, _ := strings.Cut(rest, ":")
+	if (verb != "create" && verb != "update" && verb != "patch") || !contains(deployResources, resource) {
+		return "", false
+	}
+	// The target is <namespace>/<resource>/<name>.
+	parts := strings.Split(ev.Target.Resource, "/")
+	if len(parts) != 3 || parts[1] != resource {
+		return "", false
+	}
+	return "k8s:" + parts[0] + "/" + parts[2], true
+}
