@@ -16,6 +16,9 @@ type Input struct {
 	// Learning is true while the identity is in its learning period: it has
 	// too little history for deviations to mean anything.
 	Learning bool
+	// Relearning is true shortly after a deploy of the identity's workload,
+	// when new values are expected.
+	Relearning bool
 	// Now is the processing time (the engine's clock), for rules that compare
 	// event time with it.
 	Now time.Time
@@ -30,25 +33,9 @@ type Detector interface {
 	Detect(in *Input, dst []schemas.Finding) []schemas.Finding
 }
 
-// Learning says how much history an identity needs before detectors trust
-// its baseline: both a minimum age and a minimum number of events, because a
-// chatty service learns in hours while a nightly job needs days.
-type Learning struct {
-	MinAge    time.Duration `yaml:"min_age"`
-	MinEvents uint64        `yaml:"min_events"`
-}
-
-// DefaultLearning suits long-running services: one day and 50 events.
-var DefaultLearning = Learning{MinAge: 24 * time.Hour, MinEvents: 50}
-
-// InLearning reports whether p is still learning at event time t.
-func (l Learning) InLearning(p *baseline.Profile, t time.Time) bool {
-	return p.Events < l.MinEvents || t.Sub(p.FirstSeen) < l.MinAge
-}
-
 // NewInput is the Input for ev on p: the window counts ev, the profile does
-// not yet.
-func NewInput(p *baseline.Profile, ev *schemas.Event, l Learning, now time.Time) Input {
+// not yet. The learning period is the one of the identity's class.
+func NewInput(p *baseline.Profile, ev *schemas.Event, now time.Time) Input {
 	w := p.Window(ev.Time.Time)
 	w.Count++
 	switch ev.Outcome.Result {
@@ -58,5 +45,6 @@ func NewInput(p *baseline.Profile, ev *schemas.Event, l Learning, now time.Time)
 		w.Failures++
 	}
 	w.BytesOut += ev.BytesOut
-	return Input{Event: ev, Profile: p, Window: w, Learning: l.InLearning(p, ev.Time.Time), Now: now}
+	return Input{Event: ev, Profile: p, Window: w, Learning: p.Learning(ev.Time.Time),
+		Relearning: p.Relearning(ev.Time.Time), Now: now}
 }

@@ -11,8 +11,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/baseline/chstore"
-	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/novelty"
 	"github.com/nhisentry/nhisentry/detectors/volume"
 	"github.com/nhisentry/nhisentry/ingest/formats"
@@ -23,6 +23,7 @@ import (
 type Config struct {
 	Kafka      KafkaConfig    `yaml:"kafka"`
 	ClickHouse chstore.Config `yaml:"clickhouse"`
+	Baseline   BaselineConfig `yaml:"baseline"`
 	Detect     DetectConfig   `yaml:"detect"`
 	Pipeline   PipelineConfig `yaml:"pipeline"`
 	HTTP       HTTPConfig     `yaml:"http"`
@@ -48,12 +49,31 @@ type InputConfig struct {
 	Format string `yaml:"format"`
 }
 
+// BaselineConfig sets how baselines are built, cached and kept.
+type BaselineConfig struct {
+	// Classes give each kind of identity its learning and dormancy windows;
+	// the first matching class applies.
+	Classes baseline.Classes `yaml:"classes"`
+	// CacheBudget bounds the processor's baseline cache, in bytes.
+	CacheBudget int64                   `yaml:"cache_budget_bytes"`
+	Rebuild     baseline.RebuildOptions `yaml:"rebuild"`
+	Retention   RetentionConfig         `yaml:"retention"`
+}
+
+// RetentionConfig is how long each kind of stored data is kept; whole
+// months are dropped once entirely older. Zero keeps forever.
+type RetentionConfig struct {
+	Events   time.Duration `yaml:"events"`
+	Rollups  time.Duration `yaml:"rollups"`
+	Findings time.Duration `yaml:"findings"`
+	Audit    time.Duration `yaml:"audit"`
+}
+
 // DetectConfig tunes the detectors and names the rule files.
 type DetectConfig struct {
-	Learning detectors.Learning `yaml:"learning"`
-	NewValue novelty.Config     `yaml:"new_value"`
-	Volume   volume.Config      `yaml:"volume"`
-	Rules    []string           `yaml:"rules"`
+	NewValue novelty.Config `yaml:"new_value"`
+	Volume   volume.Config  `yaml:"volume"`
+	Rules    []string       `yaml:"rules"`
 	// RuleCostLimit bounds each CEL evaluation; 0 uses the engine default.
 	RuleCostLimit uint64 `yaml:"rule_cost_limit"`
 }
@@ -82,8 +102,14 @@ func defaultConfig() Config {
 			StartFrom: "earliest", BatchSize: 5000, Linger: 50 * time.Millisecond,
 		},
 		ClickHouse: chstore.Config{Addr: "127.0.0.1:19000", Database: "nhisentry", Username: "default", DialTimeout: 5 * time.Second},
+		Baseline: BaselineConfig{
+			Classes:     baseline.DefaultClasses(),
+			CacheBudget: baseline.DefaultBudget,
+			Rebuild: baseline.RebuildOptions{Every: 15 * time.Minute, History: 35 * 24 * time.Hour, Chunk: 1000,
+				MaxValues: baseline.MaxKnown},
+			Retention: RetentionConfig{Events: 90 * 24 * time.Hour, Rollups: 400 * 24 * time.Hour, Findings: 400 * 24 * time.Hour},
+		},
 		Detect: DetectConfig{
-			Learning: detectors.DefaultLearning,
 			NewValue: novelty.DefaultConfig(),
 			Volume:   volume.DefaultConfig(),
 		},
@@ -213,6 +239,22 @@ func (c *Config) validate() []error {
 	}
 	if c.ClickHouse.Database == "" {
 		bad("clickhouse.database", "required")
+	}
+	for _, err := range c.Baseline.Classes.Validate() {
+		bad("baseline", "%v", err)
+	}
+	if c.Baseline.CacheBudget <= 0 {
+		bad("baseline.cache_budget_bytes", "must be positive")
+	}
+	for _, err := range c.Baseline.Rebuild.Validate() {
+		bad("baseline", "%v", err)
+	}
+	r := c.Baseline.Retention
+	if r.Events < 0 || r.Rollups < 0 || r.Findings < 0 || r.Audit < 0 {
+		bad("baseline.retention", "durations must not be negative")
+	}
+	if r.Rollups > 0 && r.Rollups < c.Baseline.Rebuild.History {
+		bad("baseline.retention.rollups", "%v is shorter than the history the builder reads (%v)", r.Rollups, c.Baseline.Rebuild.History)
 	}
 	for _, err := range c.Detect.NewValue.Validate() {
 		bad("detect.new_value", "%v", err)

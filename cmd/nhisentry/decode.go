@@ -26,6 +26,63 @@ type decodeTally struct {
 	reasons         map[string]int
 }
 
+// decodeTallies holds a decodeTally per format.
+type decodeTallies map[string]*decodeTally
+
+func (ts decodeTallies) of(format string) *decodeTally {
+	if ts[format] == nil {
+		ts[format] = &decodeTally{reasons: map[string]int{}}
+	}
+	return ts[format]
+}
+
+// decodeFiles decodes every record of files with dec and passes each
+// record's events to emit (the slice is reused), in file order. Records that
+// cannot be decoded are counted in tallies and, when dl is set, written to
+// it with their reason and bytes; nothing is dropped silently.
+func decodeFiles(files []string, dec ingest.Decoder, stdin io.Reader, dl *json.Encoder, tallies decodeTallies, emit func([]schemas.Event) error) error {
+	var events []schemas.Event
+	for _, name := range files {
+		r, delivered, closeFn, err := openInput(name, stdin)
+		if err != nil {
+			return err
+		}
+		err = ingest.ReadRecords(r, name, func(rec ingest.Record) error {
+			// Formats without a year (klog) take it from when the record
+			// was delivered: the file's modification time here.
+			rec.Time = delivered
+			var err error
+			events, err = dec.Decode(events[:0], rec)
+			if err != nil {
+				de := ingest.AsDecodeError(dec.Format(), err)
+				t := tallies.of(de.Format)
+				t.records++
+				t.reasons[de.Reason]++
+				if dl != nil {
+					return dl.Encode(deadLetterJSON(rec, de))
+				}
+				return nil
+			}
+			if len(events) > 0 {
+				t := tallies.of(events[0].Source.Format)
+				t.records++
+				t.events += len(events)
+			} else {
+				tallies.of(formatOf(dec, rec.Value)).records++ // valid but not an event (a Vault request entry)
+			}
+			for i := range events {
+				events[i].Provenance = schemas.Provenance{Topic: rec.Topic, Offset: rec.Offset}
+			}
+			return emit(events)
+		})
+		closeFn()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // decodeCmd prints the normalized events of files as NDJSON on stdout and a
 // per-format summary on stderr; with --dead-letters, what could not be
 // decoded goes to that file with the reason and the original bytes.
@@ -58,54 +115,18 @@ func decodeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	linker := ingest.NewLinker(0)
-	tallies := map[string]*decodeTally{}
-	tally := func(f string) *decodeTally {
-		if tallies[f] == nil {
-			tallies[f] = &decodeTally{reasons: map[string]int{}}
-		}
-		return tallies[f]
-	}
-	var events []schemas.Event
-	for _, name := range files {
-		r, delivered, closeFn, err := openInput(name, stdin)
-		if err != nil {
-			return fmt.Errorf("decode: %w", err)
-		}
-		err = ingest.ReadRecords(r, name, func(rec ingest.Record) error {
-			// Formats without a year (klog) take it from when the record
-			// was delivered: the file's modification time here.
-			rec.Time = delivered
-			events, err = dec.Decode(events[:0], rec)
-			if err != nil {
-				de := ingest.AsDecodeError(dec.Format(), err)
-				t := tally(de.Format)
-				t.records++
-				t.reasons[de.Reason]++
-				if dl != nil {
-					return dl.Encode(deadLetterJSON(rec, de))
-				}
-				return nil
+	tallies := decodeTallies{}
+	err = decodeFiles(files, dec, stdin, dl, tallies, func(events []schemas.Event) error {
+		linker.Apply(events)
+		for i := range events {
+			if err := enc.Encode(&events[i]); err != nil {
+				return err
 			}
-			linker.Apply(events)
-			if len(events) > 0 {
-				t := tally(events[0].Source.Format)
-				t.records++
-				t.events += len(events)
-			} else {
-				tally(formatOf(dec, rec.Value)).records++ // valid but not an event (a Vault request entry)
-			}
-			for i := range events {
-				events[i].Provenance = schemas.Provenance{Topic: rec.Topic, Offset: rec.Offset}
-				if err := enc.Encode(&events[i]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		closeFn()
-		if err != nil {
-			return fmt.Errorf("decode: %w", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("decode: %w", err)
 	}
 	printDecodeSummary(stderr, tallies)
 	return nil
@@ -153,7 +174,7 @@ func deadLetterJSON(rec ingest.Record, de *ingest.DecodeError) map[string]any {
 	return m
 }
 
-func printDecodeSummary(w io.Writer, tallies map[string]*decodeTally) {
+func printDecodeSummary(w io.Writer, tallies decodeTallies) {
 	names := make([]string, 0, len(tallies))
 	for f := range tallies {
 		names = append(names, f)

@@ -30,6 +30,14 @@ Usage:
   nhisentry decode [--format F] [--dead-letters FILE] FILE...|-
                                        print normalized events as NDJSON (plain, gzip,
                                        {"Records":[…]}, pretty JSON); a summary on stderr
+  nhisentry scan [--config FILE] [--format F] [--state FILE] [--dead-letters FILE] FILE...|-
+                                       detect offline over files (plain, gzip, mixed formats) with
+                                       the embedded store; findings as NDJSON, a summary on stderr
+  nhisentry baseline rebuild [--config FILE | --state FILE] [--full]
+                                       roll up stored events and rebuild the baselines of the
+                                       identities with new events (--full: every identity)
+  nhisentry baseline show [--config FILE | --state FILE] [--json] IDENTITY
+                                       print one identity's stored baseline
   nhisentry version
 
 Environment overrides: NHI_KAFKA_BROKERS, NHI_KAFKA_GROUP_ID, NHI_CLICKHOUSE_ADDR,
@@ -60,6 +68,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return migrateCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "scan":
+		return scanCmd(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "baseline":
+		return baselineCmd(ctx, args[1:], stdout, stderr)
 	case "decode":
 		return decodeCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version":

@@ -42,6 +42,8 @@ type service struct {
 	rules    *rules.Engine
 	decoders map[string]ingest.Decoder
 	linker   *ingest.Linker
+	cache    *baseline.Cache
+	rebuild  *baseline.Rebuilder
 	ready    atomic.Bool
 }
 
@@ -58,25 +60,11 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 		}
 		s.decoders[in.Topic] = d
 	}
-	ruleErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "nhi_rules_eval_errors_total", Help: "CEL rule evaluations that failed (cost limit, runtime error), by rule.",
-	}, []string{"rule"})
-	s.reg.MustRegister(ruleErrors)
-	dets := []detectors.Detector{novelty.New(cfg.Detect.NewValue), volume.New(cfg.Detect.Volume)}
-	if len(cfg.Detect.Rules) > 0 {
-		re, err := rules.NewEngine(rules.Options{
-			CostLimit: cfg.Detect.RuleCostLimit,
-			OnError: func(id string, err error) {
-				ruleErrors.WithLabelValues(id).Inc()
-				log.Warn("rule evaluation failed", "rule", id, "err", err)
-			},
-		}, cfg.Detect.Rules...)
-		if err != nil {
-			return nil, fmt.Errorf("load rules: %w", err)
-		}
-		s.rules = re
-		dets = append(dets, re)
+	dets, re, err := newDetectors(cfg.Detect, s.reg, log)
+	if err != nil {
+		return nil, err
 	}
+	s.rules = re
 
 	topics := make([]string, 0, len(cfg.Kafka.Inputs)+2)
 	for _, in := range cfg.Kafka.Inputs {
@@ -95,13 +83,21 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 		s.close()
 		return nil, err
 	}
-	cache := baseline.NewCache()
+	s.cache = baseline.NewCache(baseline.CacheOptions{Budget: cfg.Baseline.CacheBudget, Classes: cfg.Baseline.Classes, Loader: store})
+	s.rebuild = baseline.NewRebuilder(store, s.cache, cfg.Baseline.Classes, cfg.Baseline.Rebuild, log)
+	// Roll up and rebuild what is stored but not yet in a baseline (cold
+	// start by backfill), then load every baseline.
 	start := time.Now()
-	if err := cache.Load(ctx, store); err != nil {
+	if _, err := s.rebuild.Rebuild(ctx, false); err != nil {
 		s.close()
 		return nil, err
 	}
-	log.Info("baselines loaded", "identities", cache.Len(), "took", time.Since(start).Round(time.Millisecond))
+	if err := s.cache.Load(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	registerCacheMetrics(s.reg, s.cache)
+	log.Info("baselines loaded", "identities", s.cache.Len(), "took", time.Since(start).Round(time.Millisecond))
 	s.linker = ingest.NewLinker(0)
 	err = store.LoadIssuances(ctx, func(ev *schemas.Event) {
 		if k, ok := ingest.LinkOf(ev); ok {
@@ -117,7 +113,7 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	s.findings = kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.FindingsTopic)
 	s.dlq = kafkasrc.NewDeadLetters(cfg.Kafka.Brokers, cfg.Kafka.DeadLetterTopic)
 	s.engine = engine.New(engine.Options{
-		Cache: cache, Detectors: dets, Learning: cfg.Detect.Learning,
+		Cache: s.cache, Detectors: dets,
 		Events: store, Sinks: []engine.FindingSink{store, s.findings},
 		Logger: log, Registerer: s.reg,
 	})
@@ -133,14 +129,104 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	return s, nil
 }
 
+// newDetectors builds the built-in detectors and, when rule files are
+// configured, the CEL rule engine, whose evaluation errors are counted in reg.
+func newDetectors(cfg DetectConfig, reg prometheus.Registerer, log *slog.Logger) ([]detectors.Detector, *rules.Engine, error) {
+	ruleErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nhi_rules_eval_errors_total", Help: "CEL rule evaluations that failed (cost limit, runtime error), by rule.",
+	}, []string{"rule"})
+	reg.MustRegister(ruleErrors)
+	dets := []detectors.Detector{novelty.New(cfg.NewValue), volume.New(cfg.Volume)}
+	if len(cfg.Rules) == 0 {
+		return dets, nil, nil
+	}
+	re, err := rules.NewEngine(rules.Options{
+		CostLimit: cfg.RuleCostLimit,
+		OnError: func(id string, err error) {
+			ruleErrors.WithLabelValues(id).Inc()
+			log.Warn("rule evaluation failed", "rule", id, "err", err)
+		},
+	}, cfg.Rules...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load rules: %w", err)
+	}
+	return append(dets, re), re, nil
+}
+
 // run consumes until ctx is cancelled, then finishes the batch in flight.
 // onBatch, if not nil, sees the totals after every committed batch.
+// Baselines are rebuilt on their schedule meanwhile and once more after the
+// drain, so the next start loads everything this run learned.
 func (s *service) run(ctx context.Context, onBatch func(ingest.Stats)) (ingest.Stats, error) {
-	return ingest.Run(ctx, ingest.RunOptions{
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	go s.rebuild.Run(bg)
+	go s.retain(bg)
+	st, err := ingest.Run(ctx, ingest.RunOptions{
 		Source: s.source, Decoders: s.decoders, DeadLetter: s.dlq, Linker: s.linker, Handler: s.engine,
 		Logger: s.log, Registerer: s.reg, OnBatch: onBatch,
 		MaxRecordBytes: s.cfg.Pipeline.MaxRecordBytes, DrainTimeout: s.cfg.Pipeline.DrainTimeout,
 	})
+	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Pipeline.DrainTimeout)
+	defer cancel()
+	if _, rerr := s.rebuild.Rebuild(final, false); rerr != nil {
+		s.log.Warn("final baseline rebuild failed; the next start rebuilds", "err", rerr)
+	}
+	return st, err
+}
+
+// retain drops stored months older than the configured retention, hourly.
+func (s *service) retain(ctx context.Context) {
+	r := s.cfg.Baseline.Retention
+	tables := []struct {
+		keep  time.Duration
+		names []string
+	}{
+		{r.Events, []string{"events"}}, {r.Rollups, []string{"identity_hourly", "identity_values"}},
+		{r.Findings, []string{"findings"}}, {r.Audit, []string{"response_audit"}},
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		for _, tb := range tables {
+			if tb.keep <= 0 {
+				continue
+			}
+			for _, name := range tb.names {
+				dropped, err := s.store.DropBefore(ctx, name, time.Now().Add(-tb.keep))
+				if err != nil && ctx.Err() == nil {
+					s.log.Warn("retention", "table", name, "err", err)
+				} else if len(dropped) > 0 {
+					s.log.Info("retention dropped old months", "table", name, "partitions", dropped)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// registerCacheMetrics exposes the baseline cache's size and evictions.
+func registerCacheMetrics(reg prometheus.Registerer, c *baseline.Cache) {
+	gauge := func(name, help string, v func(baseline.CacheStats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return v(c.Stats()) })
+	}
+	counter := func(name, help string, v func(baseline.CacheStats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return v(c.Stats()) })
+	}
+	reg.MustRegister(
+		gauge("nhi_baseline_cache_identities", "Identities whose baselines the processor caches.",
+			func(s baseline.CacheStats) float64 { return float64(s.Identities) }),
+		gauge("nhi_baseline_cache_bytes", "Estimated memory of the cached baselines.",
+			func(s baseline.CacheStats) float64 { return float64(s.Bytes) }),
+		counter("nhi_baseline_cache_evictions_total", "Baselines evicted from the cache to stay within its budget.",
+			func(s baseline.CacheStats) float64 { return float64(s.Evicted) }),
+		counter("nhi_baseline_cache_loads_total", "Baselines loaded into the cache from the store.",
+			func(s baseline.CacheStats) float64 { return float64(s.Loaded) }),
+	)
 }
 
 // close releases everything newService opened, in reverse order.

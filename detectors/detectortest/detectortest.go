@@ -41,7 +41,7 @@ func History(end time.Time, hours, perHour int, ip string, actions ...string) *b
 }
 
 // Input is what the engine would hand a detector for ev on p.
-func Input(p *baseline.Profile, ev *schemas.Event, l detectors.Learning) *detectors.Input {
-	in := detectors.NewInput(p, ev, l, ev.Time.Time)
+func Input(p *baseline.Profile, ev *schemas.Event) *detectors.Input {
+	in := detectors.NewInput(p, ev, ev.Time.Time)
 	return &in
 }

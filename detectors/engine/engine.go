@@ -35,7 +35,6 @@ type FindingSink interface {
 type Options struct {
 	Cache     *baseline.Cache
 	Detectors []detectors.Detector
-	Learning  detectors.Learning
 	Events    EventStore
 	Sinks     []FindingSink
 	Logger    *slog.Logger
@@ -121,7 +120,7 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 			high[tp] = max(high[tp], ev.Provenance.Offset+1)
 		}
 		p := c.Get(ev.Identity)
-		in := detectors.NewInput(p, ev, e.opts.Learning, now)
+		in := detectors.NewInput(p, ev, now)
 		for _, d := range e.opts.Detectors {
 			before := len(out)
 			out = d.Detect(&in, out)
@@ -136,7 +135,7 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 			}
 			out = out[:kept]
 		}
-		p.Observe(ev)
+		c.Observe(p, ev)
 	}
 	c.Unlock()
 	for tp, n := range high {
@@ -154,6 +153,9 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 // runs once, because the baselines have already learned from the batch.
 func (e *Engine) Handle(ctx context.Context, events []schemas.Event) error {
 	start := time.Now()
+	if err := e.retry(ctx, "baselines", func() error { return e.opts.Cache.Prepare(ctx, identities(events)) }); err != nil {
+		return err
+	}
 	findings := e.Detect(events)
 	e.metrics.detectSeconds.Observe(time.Since(start).Seconds())
 	for _, s := range e.opts.Sinks {
@@ -177,6 +179,20 @@ func (e *Engine) Handle(ctx context.Context, events []schemas.Event) error {
 	}
 	e.metrics.storeSeconds.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// identities lists the distinct identities of events.
+func identities(events []schemas.Event) []string {
+	seen := make(map[string]struct{}, len(events))
+	ids := make([]string, 0, len(events))
+	for i := range events {
+		id := events[i].Identity.ID
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func (e *Engine) retry(ctx context.Context, what string, fn func() error) error {

@@ -60,7 +60,7 @@ func TestHandleStoresFindingsFirstAndSuppressesRepeats(t *testing.T) {
 	sink := &recorder{name: "sink", log: &order, failures: 2}
 	store := &recorder{name: "store", log: &order}
 	e := engine.New(engine.Options{
-		Cache: baseline.NewCache(), Detectors: []detectors.Detector{everyEvent{}},
+		Cache: baseline.NewCache(baseline.CacheOptions{}), Detectors: []detectors.Detector{everyEvent{}},
 		Events: store, Sinks: []engine.FindingSink{sink},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: ingest.Backoff{First: time.Millisecond, Max: time.Millisecond},
 	})
@@ -95,7 +95,7 @@ func TestHandleGivesUpWhenContextEnds(t *testing.T) {
 	var order []string
 	sink := &recorder{name: "sink", log: &order, failures: 1 << 30}
 	e := engine.New(engine.Options{
-		Cache: baseline.NewCache(), Detectors: []detectors.Detector{everyEvent{}},
+		Cache: baseline.NewCache(baseline.CacheOptions{}), Detectors: []detectors.Detector{everyEvent{}},
 		Events: &recorder{log: &order}, Sinks: []engine.FindingSink{sink},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: ingest.Backoff{First: time.Millisecond, Max: time.Millisecond},
 	})
@@ -120,7 +120,7 @@ func (countEvents) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 }
 
 func TestRedeliveredRecordsAreNotLearnedTwice(t *testing.T) {
-	cache := baseline.NewCache()
+	cache := baseline.NewCache(baseline.CacheOptions{})
 	e := engine.New(engine.Options{Cache: cache, Detectors: []detectors.Detector{countEvents{}}})
 	now := time.Date(2026, 11, 9, 14, 0, 0, 0, time.UTC)
 	at := func(offset int64, id string) schemas.Event {
@@ -154,7 +154,7 @@ func TestDetectionLatencyIsMeasuredPerFamily(t *testing.T) {
 	now := time.Date(2026, 11, 9, 14, 0, 0, 0, time.UTC)
 	var order []string
 	e := engine.New(engine.Options{
-		Cache: baseline.NewCache(), Detectors: []detectors.Detector{countEvents{}},
+		Cache: baseline.NewCache(baseline.CacheOptions{}), Detectors: []detectors.Detector{countEvents{}},
 		Events: &recorder{log: &order}, Sinks: []engine.FindingSink{&recorder{name: "sink", log: &order}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg,
 		Now: func() time.Time { return now },

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/detectortest"
 	"github.com/nhisentry/nhisentry/detectors/novelty"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -37,7 +36,7 @@ func TestNewValue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := detectortest.Event(now, tt.action, tt.ip)
-			got := d.Detect(detectortest.Input(week, &ev, detectors.DefaultLearning), nil)
+			got := d.Detect(detectortest.Input(week, &ev), nil)
 			if tt.wantQuiet {
 				if len(got) != 0 {
 					t.Fatalf("want no finding, got %+v", got)
@@ -65,29 +64,29 @@ func TestNewValue(t *testing.T) {
 		grow := detectortest.Event(now.Add(-time.Hour), "s3:HeadObject", "10.20.1.7")
 		p.Observe(&grow)
 		ev := detectortest.Event(now, "s3:ListBucket", "10.20.1.7")
-		if got := d.Detect(detectortest.Input(p, &ev, detectors.DefaultLearning), nil); len(got) != 0 {
+		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 0 {
 			t.Fatalf("low-score value reported: %+v", got)
 		}
 		sens := detectortest.Event(now, "iam:PassRole", "10.20.1.7")
-		if got := d.Detect(detectortest.Input(p, &sens, detectors.DefaultLearning), nil); len(got) != 1 {
+		if got := d.Detect(detectortest.Input(p, &sens), nil); len(got) != 1 {
 			t.Fatalf("a sensitive value in a growing set must still be reported, got %d", len(got))
 		}
 	})
 	t.Run("quiet while learning", func(t *testing.T) {
 		ev := detectortest.Event(now, "iam:CreateAccessKey", "203.0.113.9")
-		if got := d.Detect(detectortest.Input(young, &ev, detectors.DefaultLearning), nil); len(got) != 0 {
+		if got := d.Detect(detectortest.Input(young, &ev), nil); len(got) != 0 {
 			t.Fatalf("learning identity raised %+v", got)
 		}
 	})
 	t.Run("a value is new once", func(t *testing.T) {
 		p := detectortest.History(now, 7*24, 3, "10.20.1.7", known...)
 		ev := detectortest.Event(now, "s3:ListBucket", "10.20.1.7")
-		if got := d.Detect(detectortest.Input(p, &ev, detectors.DefaultLearning), nil); len(got) != 1 {
+		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 1 {
 			t.Fatalf("first use: %d findings", len(got))
 		}
 		p.Observe(&ev)
 		ev2 := detectortest.Event(now.Add(time.Minute), "s3:ListBucket", "10.20.1.7")
-		if got := d.Detect(detectortest.Input(p, &ev2, detectors.DefaultLearning), nil); len(got) != 0 {
+		if got := d.Detect(detectortest.Input(p, &ev2), nil); len(got) != 0 {
 			t.Fatalf("second use raised %+v", got)
 		}
 	})

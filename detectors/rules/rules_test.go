@@ -23,19 +23,23 @@ var t0 = time.Date(2026, 1, 5, 10, 15, 0, 0, time.UTC)
 // (oldest first) and the given known actions and networks.
 func profile(id schemas.Identity, hourly []uint32, actions, networks []string) *baseline.Profile {
 	end := t0.Unix() / 3600
-	s := &baseline.Seed{Identity: id, FirstSeen: time.Unix((end-int64(len(hourly)))*3600, 0).UTC(), LastSeen: t0.Add(-time.Hour)}
+	b := &baseline.Baseline{Identity: id, FirstSeen: time.Unix((end-int64(len(hourly)))*3600, 0).UTC(), LastSeen: t0.Add(-time.Hour)}
 	for i, c := range hourly {
-		s.Hourly = append(s.Hourly, baseline.Window{Hour: end - int64(len(hourly)) + int64(i), Count: c})
-		s.Events += uint64(c)
+		b.Recent = append(b.Recent, baseline.HourRollup{Hour: end - int64(len(hourly)) + int64(i), Events: uint64(c)})
+		b.Events += uint64(c)
 	}
-	for _, a := range actions {
-		s.Known[baseline.DimAction] = append(s.Known[baseline.DimAction], baseline.SeedValue{Value: a, FirstSeen: s.FirstSeen})
-	}
-	for _, n := range networks {
-		s.Known[baseline.DimNetwork] = append(s.Known[baseline.DimNetwork], baseline.SeedValue{Value: n, FirstSeen: s.FirstSeen})
+	for _, set := range []struct {
+		dim    baseline.Dim
+		values []string
+	}{{baseline.DimAction, actions}, {baseline.DimNetwork, networks}} {
+		ks := baseline.KnownSet{Dim: set.dim.String(), Stability: baseline.Stability{Size: len(set.values)}}
+		for _, v := range set.values {
+			ks.Values = append(ks.Values, baseline.KnownValue{Value: v, FirstSeen: b.FirstSeen, LastSeen: b.FirstSeen, Count: 1})
+		}
+		b.Known = append(b.Known, ks)
 	}
 	p := new(baseline.Profile)
-	p.Apply(s)
+	p.Apply(b, baseline.DefaultClasses())
 	return p
 }
 
@@ -158,7 +162,8 @@ func TestEveryVariable(t *testing.T) {
 		DurationMS: 12.5,
 	}
 	p := profile(role, []uint32{3, 5}, []string{"iam:ListRoles", "s3:GetObject"}, []string{"10.0.1.0/24"})
-	p.Apply(&baseline.Seed{Known: [baseline.NumDims][]baseline.SeedValue{baseline.DimPeer: {{Value: "spiffe://td/ns/db/sa/pg"}}}})
+	p.Apply(&baseline.Baseline{Known: []baseline.KnownSet{{Dim: "peer", Stability: baseline.Stability{Size: 1},
+		Values: []baseline.KnownValue{{Value: "spiffe://td/ns/db/sa/pg"}}}}}, baseline.DefaultClasses())
 	in := &detectors.Input{
 		Event: ev, Profile: p, Learning: true, Now: t0.Add(time.Minute),
 		Window: baseline.Window{Count: 15, Denied: 12, Failures: 1, BytesOut: 4096},

@@ -37,7 +37,7 @@ type testCase struct {
 	event    schemas.Event
 	window   baseline.Window
 	learning bool
-	seed     baseline.Seed
+	history  baseline.Baseline
 	now      time.Time
 	want     bool
 }
@@ -74,9 +74,9 @@ func (d *decoder) tests(n *yaml.Node, ruleID string) []testCase {
 		if v := f["now"]; v != nil {
 			ok = d.decode(v, ruleID, "now", &tc.now) && ok
 		}
-		tc.seed = baseline.Seed{Identity: tc.event.Identity, FirstSeen: tc.event.Time.Time}
+		tc.history = baseline.Baseline{Identity: tc.event.Identity, FirstSeen: tc.event.Time.Time}
 		if v := f["baseline"]; v != nil {
-			ok = d.history(v, ruleID, tc.event.Time.Time, &tc.seed) && ok
+			ok = d.history(v, ruleID, tc.event.Time.Time, &tc.history) && ok
 		}
 		if ok {
 			out = append(out, tc)
@@ -133,10 +133,10 @@ func (d *decoder) window(n *yaml.Node, ruleID string, w *baseline.Window) bool {
 	return ok
 }
 
-// history fills the seed a test's profile is built from. Hourly counts end
+// history fills the baseline a test's profile is built from. Hourly counts end
 // at the hour before the event's, and the profile starts with the first of
 // them, so baseline.hourly_mean is exactly their mean.
-func (d *decoder) history(n *yaml.Node, ruleID string, at time.Time, s *baseline.Seed) bool {
+func (d *decoder) history(n *yaml.Node, ruleID string, at time.Time, s *baseline.Baseline) bool {
 	f := d.mapping(n, ruleID, "baseline", "events", "hourly", "actions", "peers", "networks")
 	if f == nil {
 		return false
@@ -151,11 +151,11 @@ func (d *decoder) history(n *yaml.Node, ruleID string, at time.Time, s *baseline
 	end := hourOf(at)
 	for i, c := range hourly {
 		h := end - int64(len(hourly)) + int64(i)
-		s.Hourly = append(s.Hourly, baseline.Window{Hour: h, Count: c})
+		s.Recent = append(s.Recent, baseline.HourRollup{Hour: h, Events: uint64(c)})
 		s.Events += uint64(c)
 	}
 	if len(hourly) > 0 {
-		s.FirstSeen = time.Unix(s.Hourly[0].Hour*3600, 0).UTC()
+		s.FirstSeen = time.Unix(s.Recent[0].Hour*3600, 0).UTC()
 		s.LastSeen = time.Unix(end*3600-1, 0).UTC()
 	}
 	if v := f["events"]; v != nil {
@@ -171,9 +171,11 @@ func (d *decoder) history(n *yaml.Node, ruleID string, at time.Time, s *baseline
 			ok = false
 			continue
 		}
+		ks := baseline.KnownSet{Dim: baseline.Dim(dim).String(), Stability: baseline.Stability{Size: len(vals)}}
 		for _, val := range vals {
-			s.Known[dim] = append(s.Known[dim], baseline.SeedValue{Value: val, FirstSeen: s.FirstSeen})
+			ks.Values = append(ks.Values, baseline.KnownValue{Value: val, FirstSeen: s.FirstSeen, LastSeen: s.FirstSeen, Count: 1})
 		}
+		s.Known = append(s.Known, ks)
 	}
 	return ok
 }
@@ -183,7 +185,7 @@ func (d *decoder) history(n *yaml.Node, ruleID string, at time.Time, s *baseline
 func (tc *testCase) input() *detectors.Input {
 	ev := tc.event
 	p := new(baseline.Profile)
-	p.Apply(&tc.seed)
+	p.Apply(&tc.history, baseline.DefaultClasses())
 	return &detectors.Input{Event: &ev, Profile: p, Window: tc.window, Learning: tc.learning, Now: tc.now}
 }
 

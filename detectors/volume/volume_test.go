@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/nhisentry/nhisentry/baseline"
-	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/detectortest"
 	"github.com/nhisentry/nhisentry/detectors/volume"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -17,7 +16,7 @@ func burst(d *volume.Detector, p *baseline.Profile, start time.Time, n int) []sc
 	var out []schemas.Finding
 	for i := range n {
 		ev := detectortest.Event(start.Add(time.Duration(i)*time.Hour/time.Duration(n+1)), "s3:GetObject", "10.20.1.7")
-		out = d.Detect(detectortest.Input(p, &ev, detectors.DefaultLearning), out)
+		out = d.Detect(detectortest.Input(p, &ev), out)
 		p.Observe(&ev)
 	}
 	return out
