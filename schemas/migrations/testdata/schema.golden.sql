@@ -79,3 +79,92 @@ ENGINE = ReplacingMergeTree(created_at)
 PARTITION BY toYYYYMM(first_seen)
 ORDER BY id;
 
+-- 0003_rollups
+CREATE TABLE IF NOT EXISTS nhisentry.identity_hourly
+(
+    identity_id      String,
+    hour             DateTime,
+    identity_kind    String,
+    identity_name    String,
+    events           UInt64,
+    denied           UInt64,
+    failures         UInt64,
+    bytes_in         UInt64,
+    bytes_out        UInt64,
+    duration_ms      Float64,
+    first            DateTime,
+    last             DateTime,
+    bytes_in_keys    Array(UInt8),
+    bytes_in_counts  Array(UInt64),
+    bytes_out_keys   Array(UInt8),
+    bytes_out_counts Array(UInt64),
+    duration_keys    Array(UInt8),
+    duration_counts  Array(UInt64),
+    version          UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(hour)
+ORDER BY (identity_id, hour);
+
+CREATE TABLE IF NOT EXISTS nhisentry.identity_values
+(
+    identity_id String,
+    day         Date,
+    dim         String,
+    value       String,
+    count       UInt64,
+    first_seen  DateTime,
+    last_seen   DateTime,
+    version     UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(day)
+ORDER BY (identity_id, dim, value, day);
+
+CREATE TABLE IF NOT EXISTS nhisentry.rollup_marks
+(
+    name       String,
+    mark       DateTime,
+    updated_at DateTime
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY name;
+
+-- 0004_baselines
+CREATE TABLE IF NOT EXISTS nhisentry.baselines
+(
+    identity_id  String,
+    version      UInt64,
+    built_at     DateTime,
+    data_through DateTime,
+    class        String,
+    cohort       String,
+    first_seen   DateTime,
+    last_seen    DateTime,
+    events       UInt64,
+    data         String
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY identity_id;
+
+-- 0005_response_audit
+CREATE TABLE IF NOT EXISTS nhisentry.response_audit
+(
+    id              String,
+    time            DateTime,
+    updated_at      DateTime,
+    finding_id      String,
+    identity_id     String,
+    action          String,
+    provider        String,
+    mode            String,
+    decision        String,
+    result          String,
+    detail          String,
+    idempotency_key String,
+    actor           String
+)
+ENGINE = ReplacingMergeTree(updated_at)
+PARTITION BY toYYYYMM(time)
+ORDER BY id;
+
