@@ -9,15 +9,15 @@ BIN := bin/nhisentry
 # loaded machine (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: help demo test build vet fmt-check tidy-check fuzz bench clickhouse clickhouse-stop clean
+.PHONY: help demo test build vet fmt-check tidy-check modern-clickhouse fuzz bench clickhouse clickhouse-stop clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 demo: clickhouse build ## run the whole pipeline on this machine and print the findings
 	$(BIN) demo
 
-test: clickhouse vet fmt-check tidy-check ## vet, gofmt, all tests with -race (integration ones on the real servers), short fuzzing
+test: clickhouse vet fmt-check tidy-check modern-clickhouse ## vet, gofmt, all tests with -race (integration ones on the real servers), SQL on current ClickHouse, short fuzzing
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
@@ -33,6 +33,9 @@ fmt-check: ## fail when gofmt would change a file
 
 tidy-check: ## fail when go.mod or go.sum is not tidy
 	$(GO) mod tidy -diff
+
+modern-clickhouse: ## run the schema and chstore's queries on current ClickHouse (chDB, ../shared/tools)
+	GO=$(GO) deploy/local/modern-clickhouse.sh
 
 fuzz: ## run every decoder fuzz test for FUZZTIME
 	@for pkg in $$($(GO) list ./ingest/...); do \
