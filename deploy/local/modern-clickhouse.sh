@@ -10,8 +10,11 @@
 #   deploy/local/modern-clickhouse.sh
 #
 # The tool is found in NHI_MODERN_CLICKHOUSE, else in
-# ../shared/tools/modern-clickhouse next to the checkout. Without it the
-# check fails under CI=true and is skipped with a warning otherwise.
+# ../shared/tools/modern-clickhouse next to the checkout. Where it is not,
+# the same chDB release is installed from npm into .local/chdb and
+# deploy/local/chdb-check.mjs runs the files, so a clone anywhere is still
+# checked. Without node or npm the check fails under CI=true and is skipped
+# with a warning otherwise.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,11 +30,25 @@ missing() {
 	exit 0
 }
 
-[ -f "$tool/check.mjs" ] || missing "no tool at $tool (set NHI_MODERN_CLICKHOUSE to the modern-clickhouse directory)"
+# The chDB release the shared tool pins.
+chdb_version=3.4.0
+
 command -v node >/dev/null || missing "node is not installed"
-if [ ! -d "$tool/node_modules" ]; then
-	echo "modern-clickhouse: installing chDB in $tool (once, about 180 MB)" >&2
-	(cd "$tool" && npm install --no-audit --no-fund)
+if [ -f "$tool/check.mjs" ]; then
+	if [ ! -d "$tool/node_modules" ]; then
+		echo "modern-clickhouse: installing chDB in $tool (once, about 180 MB)" >&2
+		(cd "$tool" && npm install --no-audit --no-fund)
+	fi
+	check=(node "$tool/check.mjs")
+else
+	command -v npm >/dev/null || missing "no tool at $tool and npm is not installed"
+	export NHI_CHDB_DIR=$root/.local/chdb
+	if [ ! -d "$NHI_CHDB_DIR/node_modules/chdb" ]; then
+		echo "modern-clickhouse: no tool at $tool; installing chdb@$chdb_version in $NHI_CHDB_DIR (once, about 180 MB)" >&2
+		mkdir -p "$NHI_CHDB_DIR"
+		npm install --prefix "$NHI_CHDB_DIR" --no-audit --no-fund --no-save "chdb@$chdb_version" >&2
+	fi
+	check=(node "$root/deploy/local/chdb-check.mjs")
 fi
 
 tmp=$(mktemp -d)
@@ -40,4 +57,4 @@ trap 'rm -rf "$tmp"' EXIT
 # whatever the environment says.
 (cd "$root" && NHI_CLICKHOUSE_DATABASE=nhisentry "$go" run ./cmd/nhisentry migrate --print-sql) >"$tmp/migrate-print-sql.sql"
 # One session runs both files in order: the queries need the tables.
-node "$tool/check.mjs" "$tmp/migrate-print-sql.sql" "$root/baseline/chstore/testdata/queries.golden.sql"
+"${check[@]}" "$tmp/migrate-print-sql.sql" "$root/baseline/chstore/testdata/queries.golden.sql"
