@@ -1,8 +1,8 @@
 // Package novelty owns the new-value detector: an identity past its learning
-// period uses an action, reaches an upstream peer or acts from a source
-// network it has never used before.
+// period uses a value it has never used before in one of the baseline's
+// dimensions (by default an action, an upstream peer or a source network).
 //
-// Maths. For a new value v in dimension d (action, peer, network):
+// Maths. For a new value v in dimension d:
 //
 //	stability   = min(1, days since d's known set last grew / StableDays)
 //	sensitivity = 1 when v matches a sensitive prefix (IAM writes, secret
@@ -10,6 +10,11 @@
 //	              network is always sensitive for a machine identity, whose
 //	              network rarely changes
 //	score       = 40 + 35·stability + 25·sensitivity      (0–100)
+//
+// A deploy of the identity's workload counts as its sets having just grown
+// (stability 0) for the class's re-learning period: the new release's
+// actions and peers are learned, not reported, while a sensitive first use
+// still is.
 //
 // Severity follows the score: ≥ 80 high, ≥ 60 medium, else low. Values
 // scoring below MinScore (default 60: a plain value in a set that grew within
@@ -72,20 +77,19 @@ func (c Config) Validate() []error {
 		errs = append(errs, fmt.Errorf("min_score must be within 0..100, got %v", c.MinScore))
 	}
 	for _, d := range c.Dims {
-		if _, ok := dimByName(d); !ok {
-			errs = append(errs, fmt.Errorf("dims: unknown dimension %q (valid: action, peer, network)", d))
+		if _, ok := baseline.ParseDim(d); !ok {
+			errs = append(errs, fmt.Errorf("dims: unknown dimension %q (valid: %s)", d, dimNames()))
 		}
 	}
 	return errs
 }
 
-func dimByName(s string) (baseline.Dim, bool) {
+func dimNames() string {
+	names := make([]string, 0, baseline.NumDims)
 	for d := range baseline.NumDims {
-		if d.String() == s {
-			return d, true
-		}
+		names = append(names, d.String())
 	}
-	return 0, false
+	return strings.Join(names, ", ")
 }
 
 // Detector is the new-value detector.
@@ -98,7 +102,7 @@ type Detector struct {
 func New(cfg Config) *Detector {
 	d := &Detector{cfg: cfg}
 	for _, s := range cfg.Dims {
-		if dim, ok := dimByName(s); ok {
+		if dim, ok := baseline.ParseDim(s); ok {
 			d.dims = append(d.dims, dim)
 		}
 	}
@@ -128,6 +132,9 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 		}
 		stableFor := ev.Time.Sub(p.LastGrew(dim))
 		stability := min(1, max(0, stableFor.Hours()/24/d.cfg.StableDays))
+		if in.Relearning {
+			stability = 0
+		}
 		sensitive := dim == baseline.DimNetwork || d.sensitive(v)
 		score := 40 + 35*stability
 		if sensitive {

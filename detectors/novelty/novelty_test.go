@@ -72,6 +72,21 @@ func TestNewValue(t *testing.T) {
 			t.Fatalf("a sensitive value in a growing set must still be reported, got %d", len(got))
 		}
 	})
+	t.Run("after a deploy a plain value is learned, a sensitive one reported", func(t *testing.T) {
+		p := detectortest.History(now, 7*24, 3, "10.20.1.7", known...)
+		ev := detectortest.Event(now, "s3:ListBucket", "10.20.1.7")
+		in := detectortest.Input(p, &ev)
+		in.Relearning = true
+		if got := d.Detect(in, nil); len(got) != 0 {
+			t.Fatalf("a new release's plain action was reported: %+v", got)
+		}
+		sens := detectortest.Event(now, "iam:PassRole", "10.20.1.7")
+		in = detectortest.Input(p, &sens)
+		in.Relearning = true
+		if got := d.Detect(in, nil); len(got) != 1 || got[0].Severity != schemas.SeverityMedium {
+			t.Fatalf("a sensitive first use during re-learning: %+v", got)
+		}
+	})
 	t.Run("quiet while learning", func(t *testing.T) {
 		ev := detectortest.Event(now, "iam:CreateAccessKey", "203.0.113.9")
 		if got := d.Detect(detectortest.Input(young, &ev), nil); len(got) != 0 {
