@@ -148,7 +148,9 @@ func printBaseline(w io.Writer, b *baseline.Baseline, cohort *baseline.Baseline)
 		how = "by hour of day (under three weeks of history)"
 	}
 	row("rate", "%.1f events/hour on average over %d hours; seasonal centre and spread %s", b.Rate.Mean, b.Rate.Hours, how)
-	row("", "%s", busiestHours(&b.Rate))
+	if b.Rate.Hours > 0 {
+		row("", "%s", busiestHours(&b.Rate))
+	}
 	row("active", "hours of day (UTC, share of days active): %s", hourOfDay(b.Activity.HourOfDay))
 	o := b.Outcome
 	row("outcome", "%d success, %d failure (%.1f%%), %d denied (%.1f%%)", o.Success, o.Failure, 100*o.FailureRatio, o.Denied, 100*o.DeniedRatio)
@@ -156,7 +158,7 @@ func printBaseline(w io.Writer, b *baseline.Baseline, cohort *baseline.Baseline)
 		name string
 		q    baseline.Quantiles
 	}{{"bytes out", b.BytesOut}, {"bytes in", b.BytesIn}, {"duration ms", b.Duration}} {
-		if q.q.Count > 0 {
+		if q.q.Max > 1 { // sources that log no sizes or latencies leave only zeros
 			row(q.name, "p50 ≤%.0f, p90 ≤%.0f, p99 ≤%.0f, max ≤%.0f (%d events)", q.q.P50, q.q.P90, q.q.P99, q.q.Max, q.q.Count)
 		}
 	}
@@ -198,10 +200,15 @@ func printBaseline(w io.Writer, b *baseline.Baseline, cohort *baseline.Baseline)
 	return tw.Flush()
 }
 
-// busiestHours lists the three hours of week with the highest centre.
+// busiestHours lists the three hours with the highest centre: hours of
+// week, or hours of day when the profile pools the days.
 func busiestHours(r *baseline.Rate) string {
 	top := []int{}
-	for h := range r.Centre {
+	hours := r.Centre[:]
+	if r.Pooled {
+		hours = r.Centre[:24]
+	}
+	for h := range hours {
 		top = append(top, h)
 		for i := len(top) - 1; i > 0 && r.Centre[top[i]] > r.Centre[top[i-1]]; i-- {
 			top[i], top[i-1] = top[i-1], top[i]
@@ -213,7 +220,11 @@ func busiestHours(r *baseline.Rate) string {
 	days := []string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
 	parts := make([]string, 0, 3)
 	for _, h := range top {
-		parts = append(parts, fmt.Sprintf("%s %02d:00 %.1f±%.1f", days[h/24], h%24, r.Centre[h], r.Spread[h]))
+		day := days[h/24] + " "
+		if r.Pooled {
+			day = ""
+		}
+		parts = append(parts, fmt.Sprintf("%s%02d:00 %.1f±%.1f", day, h%24, r.Centre[h], r.Spread[h]))
 	}
 	return "busiest: " + strings.Join(parts, ", ")
 }

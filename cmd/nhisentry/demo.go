@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/baseline/chstore"
 	"github.com/nhisentry/nhisentry/bench/gen"
 	"github.com/nhisentry/nhisentry/detectors/rules/pack"
@@ -138,12 +139,37 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	baselines, err := countRows(ctx, svc.store, "baselines")
+	if err != nil {
+		return err
+	}
 	printFindings(stdout, findings)
 	printSummary(stdout, demoSummary{
-		produced: produced, stats: st, stored: stored, storedFindings: storedFindings,
+		produced: produced, stats: st, stored: stored, storedFindings: storedFindings, baselines: baselines,
 		reasons: reasons, findings: findings, labels: labels, elapsed: elapsed, database: *db,
 	})
+	if len(labels) > 0 {
+		return printDemoBaseline(ctx, stdout, svc.store, labels[0].Identity, *db)
+	}
 	return nil
+}
+
+// printDemoBaseline shows what the baseline of the first attacked identity
+// looked like after the run, as `nhisentry baseline show` prints it.
+func printDemoBaseline(ctx context.Context, w io.Writer, store baseline.Store, id, db string) error {
+	var b, cohort *baseline.Baseline
+	err := store.LoadBaselines(ctx, []string{id}, func(x *baseline.Baseline) error { b = x; return nil })
+	if err != nil || b == nil {
+		return err
+	}
+	if b.Cohort != "" {
+		err = store.LoadBaselines(ctx, []string{baseline.CohortPrefix + b.Cohort}, func(x *baseline.Baseline) error { cohort = x; return nil })
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "\nthe baseline of the first attacked identity (NHI_CLICKHOUSE_DATABASE=%s nhisentry baseline show %s):\n\n", db, id)
+	return printBaseline(w, b, cohort)
 }
 
 func envOr(name, def string) string {
@@ -299,6 +325,7 @@ type demoSummary struct {
 	produced               int
 	stats                  ingest.Stats
 	stored, storedFindings uint64
+	baselines              uint64
 	reasons                map[string]int
 	findings               []schemas.Finding
 	labels                 []gen.Label
@@ -326,6 +353,7 @@ func printSummary(w io.Writer, s demoSummary) {
 		dets = append(dets, fmt.Sprintf("%s=%d", d, n))
 	}
 	sort.Strings(dets)
+	fmt.Fprintf(w, "  baselines stored:  %d (ClickHouse %s.baselines, one versioned row per identity and cohort)\n", s.baselines, s.database)
 	fmt.Fprintf(w, "  findings:          %d on the findings topic, %d in ClickHouse (%s)\n", len(s.findings), s.storedFindings, strings.Join(dets, ", "))
 	fmt.Fprintf(w, "  attacks detected:\n")
 	matched := map[string]bool{}

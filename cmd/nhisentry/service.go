@@ -84,7 +84,14 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 		return nil, err
 	}
 	s.cache = baseline.NewCache(baseline.CacheOptions{Budget: cfg.Baseline.CacheBudget, Classes: cfg.Baseline.Classes, Loader: store})
-	s.rebuild = baseline.NewRebuilder(store, s.cache, cfg.Baseline.Classes, cfg.Baseline.Rebuild, log)
+	rebuild := cfg.Baseline.Rebuild
+	rebuild.Clock = func() time.Time {
+		if s.engine == nil { // the rebuild at start, before any event
+			return time.Now()
+		}
+		return s.engine.DataClock()
+	}
+	s.rebuild = baseline.NewRebuilder(store, s.cache, cfg.Baseline.Classes, rebuild, log)
 	// Roll up and rebuild what is stored but not yet in a baseline (cold
 	// start by backfill), then load every baseline.
 	start := time.Now()

@@ -9,6 +9,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,8 @@ type Engine struct {
 	// would double their counts, so they are stored again (harmlessly) but not
 	// detected or learned again.
 	next map[partition]int64
+	// watermark is the latest event time detected, Unix nanoseconds.
+	watermark atomic.Int64
 }
 
 type origin struct {
@@ -119,6 +122,9 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 			}
 			high[tp] = max(high[tp], ev.Provenance.Offset+1)
 		}
+		if t := ev.Time.UnixNano(); t > e.watermark.Load() {
+			e.watermark.Store(t)
+		}
 		p := c.Get(ev.Identity)
 		in := detectors.NewInput(p, ev, now)
 		for _, d := range e.opts.Detectors {
@@ -146,6 +152,20 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 		e.metrics.findings.WithLabelValues(out[i].Detector, string(out[i].Severity)).Inc()
 	}
 	return out
+}
+
+// DataClock is the time the data has reached: the latest event time
+// detected, but never ahead of the wall clock (a skewed source must not
+// make every identity look dormant), and the wall clock before any event.
+// Baselines measure dormancy and recent windows to it, so a replay of old
+// logs is described as of its own time.
+func (e *Engine) DataClock() time.Time {
+	now := time.Now()
+	w := e.watermark.Load()
+	if w == 0 || w > now.UnixNano() {
+		return now
+	}
+	return time.Unix(0, w).UTC()
 }
 
 // Handle implements ingest.Handler: detect, then store findings, then events.
