@@ -108,3 +108,27 @@ type Store interface {
 	Mark(ctx context.Context) (time.Time, error)
 	SetMark(ctx context.Context, mark time.Time) error
 }
+
+// Counts tallies string values; stores use it for a History's Namespace and
+// Workload.
+type Counts map[string]uint64
+
+// Add counts n more uses of v, making the map when it is nil.
+func (c *Counts) Add(v string, n uint64) {
+	if *c == nil {
+		*c = Counts{}
+	}
+	(*c)[v] += n
+}
+
+// MostFrequent is the value with the largest count, the smallest on a tie
+// so every store picks the same one, "" for none.
+func (c Counts) MostFrequent() string {
+	best, bestN := "", uint64(0)
+	for v, n := range c {
+		if n > bestN || (n == bestN && v < best) {
+			best, bestN = v, n
+		}
+	}
+	return best
+}

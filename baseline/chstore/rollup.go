@@ -235,8 +235,8 @@ func uniq(ids []string) []string {
 type historyAcc struct {
 	h          baseline.History
 	values     map[valueKey]*baseline.ValueRollup
-	namespaces map[string]uint64
-	workloads  map[string]uint64
+	namespaces baseline.Counts
+	workloads  baseline.Counts
 }
 
 type valueKey struct {
@@ -349,10 +349,10 @@ func hist(keys []uint8, counts []uint64) baseline.Hist {
 func (a *historyAcc) addValue(dim, value string, count uint64, first, last time.Time) {
 	switch dim {
 	case dimNamespace:
-		a.namespaces = addCount(a.namespaces, value, count)
+		a.namespaces.Add(value, count)
 		return
 	case dimWorkload:
-		a.workloads = addCount(a.workloads, value, count)
+		a.workloads.Add(value, count)
 		return
 	case dimCaller:
 		a.h.Callers = append(a.h.Callers, value)
@@ -385,26 +385,6 @@ func (a *historyAcc) addValue(dim, value string, count uint64, first, last time.
 	v.Count += count
 }
 
-func addCount(m map[string]uint64, v string, n uint64) map[string]uint64 {
-	if m == nil {
-		m = map[string]uint64{}
-	}
-	m[v] += n
-	return m
-}
-
-// mostFrequent is the value with the largest count, the smallest on a tie
-// (as on memstore), "" for none.
-func mostFrequent(m map[string]uint64) string {
-	best, bestN := "", uint64(0)
-	for v, n := range m {
-		if n > bestN || (n == bestN && v < best) {
-			best, bestN = v, n
-		}
-	}
-	return best
-}
-
 // finish orders the collected parts, or returns nil when the identity has
 // nothing in the window.
 func (a *historyAcc) finish() *baseline.History {
@@ -425,7 +405,7 @@ func (a *historyAcc) finish() *baseline.History {
 	})
 	slices.Sort(h.Callers)
 	h.Callers = slices.Compact(h.Callers)
-	h.Namespace, h.Workload = mostFrequent(a.namespaces), mostFrequent(a.workloads)
+	h.Namespace, h.Workload = a.namespaces.MostFrequent(), a.workloads.MostFrequent()
 	return h
 }
 

@@ -445,17 +445,17 @@ func (s *Store) history(id string, from time.Time) *baseline.History {
 		value string
 	}
 	agg := map[dv]*baseline.ValueRollup{}
-	var namespaces, workloads map[string]uint64
+	var namespaces, workloads baseline.Counts
 	for k, row := range x.values {
 		if k.day < fromDay {
 			continue
 		}
 		switch k.dim {
 		case dimNamespace:
-			namespaces = addCount(namespaces, k.value, row.count)
+			namespaces.Add(k.value, row.count)
 			continue
 		case dimWorkload:
-			workloads = addCount(workloads, k.value, row.count)
+			workloads.Add(k.value, row.count)
 			continue
 		}
 		v := agg[dv{k.dim, k.value}]
@@ -480,7 +480,7 @@ func (s *Store) history(id string, from time.Time) *baseline.History {
 	slices.SortFunc(h.Values, func(a, b baseline.ValueRollup) int {
 		return cmp.Or(cmp.Compare(a.Dim, b.Dim), strings.Compare(a.Value, b.Value))
 	})
-	h.Namespace, h.Workload = mostFrequent(namespaces), mostFrequent(workloads)
+	h.Namespace, h.Workload = namespaces.MostFrequent(), workloads.MostFrequent()
 
 	for _, is := range x.issuances {
 		if !is.IssuedAt.Before(from) {
@@ -506,26 +506,6 @@ func (s *Store) history(id string, from time.Time) *baseline.History {
 		h.Values = nil
 	}
 	return h
-}
-
-func addCount(m map[string]uint64, v string, n uint64) map[string]uint64 {
-	if m == nil {
-		m = map[string]uint64{}
-	}
-	m[v] += n
-	return m
-}
-
-// mostFrequent is the value with the largest count, the smallest string on a
-// tie, "" for none.
-func mostFrequent(m map[string]uint64) string {
-	best, bestN := "", uint64(0)
-	for v, n := range m {
-		if n > bestN || (n == bestN && v < best) {
-			best, bestN = v, n
-		}
-	}
-	return best
 }
 
 // Mark returns the rollup mark kept by SetMark (zero when none).

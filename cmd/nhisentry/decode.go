@@ -102,15 +102,11 @@ func decodeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
-	var dl *json.Encoder
-	if *dlPath != "" {
-		f, err := os.Create(*dlPath)
-		if err != nil {
-			return fmt.Errorf("decode: %w", err)
-		}
-		defer f.Close()
-		dl = json.NewEncoder(f)
+	dl, closeDL, err := openDeadLetters(*dlPath)
+	if err != nil {
+		return fmt.Errorf("decode: %w", err)
 	}
+	defer closeDL()
 	out := bufio.NewWriterSize(stdout, 256<<10)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
@@ -130,6 +126,19 @@ func decodeCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	printDecodeSummary(stderr, tallies)
 	return nil
+}
+
+// openDeadLetters creates the --dead-letters file; with no path it returns
+// a nil encoder, and records that cannot be decoded are only counted.
+func openDeadLetters(path string) (*json.Encoder, func(), error) {
+	if path == "" {
+		return nil, func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return json.NewEncoder(f), func() { f.Close() }, nil
 }
 
 // formatOf names the format dec applies to raw: the detected one under auto.

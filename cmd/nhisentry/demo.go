@@ -79,15 +79,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "generated: %d records over %d simulated days, %d labeled attacks\n", produced, *days, len(labels))
 
 	// 3. The real pipeline, as `nhisentry run` builds it.
-	rulesDir, err := os.MkdirTemp("", "nhisentry-demo-rules")
+	rulesFile, removeRules, err := defaultRulesFile()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(rulesDir)
-	rulesFile := filepath.Join(rulesDir, "default.yaml")
-	if err := os.WriteFile(rulesFile, pack.Default, 0o600); err != nil {
-		return err
-	}
+	defer removeRules()
 	cfg := defaultConfig()
 	cfg.Kafka.Brokers = brokers
 	cfg.Kafka.GroupID = "nhisentry-demo"
@@ -170,6 +166,21 @@ func printDemoBaseline(ctx context.Context, w io.Writer, store baseline.Store, i
 	}
 	fmt.Fprintf(w, "\nthe baseline of the first attacked identity (NHI_CLICKHOUSE_DATABASE=%s nhisentry baseline show %s):\n\n", db, id)
 	return printBaseline(w, b, cohort)
+}
+
+// defaultRulesFile writes the embedded starter pack to a temporary file, for
+// the commands that run without a configured rule directory.
+func defaultRulesFile() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "nhisentry-rules")
+	if err != nil {
+		return "", nil, err
+	}
+	file := filepath.Join(dir, "default.yaml")
+	if err := os.WriteFile(file, pack.Default, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return file, func() { os.RemoveAll(dir) }, nil
 }
 
 func envOr(name, def string) string {

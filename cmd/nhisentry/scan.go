@@ -8,8 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -19,7 +17,6 @@ import (
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/baseline/memstore"
 	"github.com/nhisentry/nhisentry/detectors/engine"
-	"github.com/nhisentry/nhisentry/detectors/rules/pack"
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -69,15 +66,11 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 	// 1. Decode every file, then merge in event-time order as a stream
 	// would deliver them (files from different sources overlap in time).
-	var dl *json.Encoder
-	if *dlPath != "" {
-		f, err := os.Create(*dlPath)
-		if err != nil {
-			return fmt.Errorf("scan: %w", err)
-		}
-		defer f.Close()
-		dl = json.NewEncoder(f)
+	dl, closeDL, err := openDeadLetters(*dlPath)
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
 	}
+	defer closeDL()
 	tallies := decodeTallies{}
 	var events []schemas.Event
 	err = decodeFiles(files, dec, stdin, dl, tallies, func(evs []schemas.Event) error {
@@ -98,15 +91,11 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	if len(cfg.Detect.Rules) == 0 {
-		dir, err := os.MkdirTemp("", "nhisentry-scan-rules")
+		file, remove, err := defaultRulesFile()
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		file := filepath.Join(dir, "default.yaml")
-		if err := os.WriteFile(file, pack.Default, 0o600); err != nil {
-			return err
-		}
+		defer remove()
 		cfg.Detect.Rules = []string{file}
 	}
 	dets, _, err := newDetectors(cfg.Detect, prometheus.NewRegistry(), log)
