@@ -26,6 +26,8 @@ type RebuildOptions struct {
 	// set is stored as its most used values and loads as open. Default
 	// MaxKnown.
 	MaxValues int `yaml:"max_values"`
+	// Observe, when set, sees the outcome of every rebuild (for metrics).
+	Observe func(RebuildStats, error) `yaml:"-"`
 	// Clock is the time the baselines describe (their DataThrough): dormancy
 	// and the recent windows are measured to it. Nil means the wall clock;
 	// a scan of old logs passes the time of its latest event.
@@ -105,6 +107,14 @@ type RebuildStats struct {
 func (r *Rebuilder) Rebuild(ctx context.Context, full bool) (RebuildStats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	st, err := r.rebuild(ctx, full)
+	if r.opts.Observe != nil {
+		r.opts.Observe(st, err)
+	}
+	return st, err
+}
+
+func (r *Rebuilder) rebuild(ctx context.Context, full bool) (RebuildStats, error) {
 	start := r.now()
 	var st RebuildStats
 	mark, err := r.store.Mark(ctx)

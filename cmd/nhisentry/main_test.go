@@ -78,6 +78,8 @@ func TestMetricsAndHealth(t *testing.T) {
 	for _, name := range []string{
 		"nhi_ingest_consumer_lag", "nhi_ingest_batch_duration_seconds", "nhi_detect_batch_duration_seconds",
 		"nhi_engine_replayed_events_total", "go_goroutines", "process_resident_memory_bytes",
+		"nhi_baseline_cache_identities", "nhi_baseline_cache_bytes", `nhi_baseline_rebuilds_total{result="ok"} 1`,
+		"nhi_baseline_rebuild_duration_seconds_count 1",
 	} {
 		if !strings.Contains(body, name) {
 			t.Errorf("/metrics lacks %s", name)

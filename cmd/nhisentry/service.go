@@ -85,6 +85,7 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	}
 	s.cache = baseline.NewCache(baseline.CacheOptions{Budget: cfg.Baseline.CacheBudget, Classes: cfg.Baseline.Classes, Loader: store})
 	rebuild := cfg.Baseline.Rebuild
+	rebuild.Observe = rebuildMetrics(s.reg)
 	rebuild.Clock = func() time.Time {
 		if s.engine == nil { // the rebuild at start, before any event
 			return time.Now()
@@ -213,6 +214,30 @@ func (s *service) retain(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// rebuildMetrics counts baseline rebuilds by result and times them.
+func rebuildMetrics(reg prometheus.Registerer) func(baseline.RebuildStats, error) {
+	runs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nhi_baseline_rebuilds_total", Help: "Baseline rebuilds, by result (ok, error).",
+	}, []string{"result"})
+	built := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nhi_baseline_built_total", Help: "Identity and cohort baselines built and stored.",
+	})
+	took := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "nhi_baseline_rebuild_duration_seconds", Help: "Time of one baseline rebuild: rollup, build, save.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
+	})
+	reg.MustRegister(runs, built, took)
+	return func(st baseline.RebuildStats, err error) {
+		if err != nil {
+			runs.WithLabelValues("error").Inc()
+			return
+		}
+		runs.WithLabelValues("ok").Inc()
+		built.Add(float64(st.Built + st.Cohorts))
+		took.Observe(st.Took.Seconds())
 	}
 }
 
