@@ -57,6 +57,8 @@ type Cache struct {
 	head, tail *Profile
 	// relearn holds, per cohort, the Unix second of its latest deploy.
 	relearn map[string]int64
+	// cohorts holds the cohort baselines by cohort key; members share them.
+	cohorts map[string]*CohortModel
 	stats   CacheStats
 }
 
@@ -68,7 +70,7 @@ func NewCache(opts CacheOptions) *Cache {
 	if opts.Classes == nil {
 		opts.Classes = DefaultClasses()
 	}
-	return &Cache{opts: opts, profiles: make(map[string]*Profile), relearn: map[string]int64{}}
+	return &Cache{opts: opts, profiles: make(map[string]*Profile), relearn: map[string]int64{}, cohorts: map[string]*CohortModel{}}
 }
 
 // Classes is the cache's class configuration.
@@ -103,11 +105,11 @@ func (c *Cache) load(ctx context.Context, ids []string) error {
 		return nil
 	}
 	err := c.opts.Loader.LoadBaselines(ctx, ids, func(b *Baseline) error {
-		if strings.HasPrefix(b.Identity.ID, CohortPrefix) {
-			return nil
-		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if c.applyCohort(b) {
+			return nil
+		}
 		if p := c.profiles[b.Identity.ID]; p == nil {
 			p = c.insert(b.Identity)
 			p.Apply(b, c.opts.Classes)
@@ -128,6 +130,9 @@ func (c *Cache) Apply(bs []*Baseline) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, b := range bs {
+		if c.applyCohort(b) {
+			continue
+		}
 		p := c.profiles[b.Identity.ID]
 		if p == nil {
 			p = c.insert(b.Identity)
@@ -135,6 +140,27 @@ func (c *Cache) Apply(bs []*Baseline) {
 		p.Apply(b, c.opts.Classes)
 		c.charge(p)
 	}
+}
+
+// applyCohort keeps b when it is a cohort baseline and reports whether it
+// was.
+func (c *Cache) applyCohort(b *Baseline) bool {
+	if !strings.HasPrefix(b.Identity.ID, CohortPrefix) {
+		return false
+	}
+	if b.CohortStats != nil {
+		c.cohorts[b.CohortStats.Cohort] = newCohortModel(b.CohortStats)
+	}
+	return true
+}
+
+// Cohort is the cohort baseline of p's cohort, or nil. Call it between
+// Lock and Unlock.
+func (c *Cache) Cohort(p *Profile) *CohortModel {
+	if p.cohort == "" {
+		return nil
+	}
+	return c.cohorts[p.cohort]
 }
 
 // Lock takes the cache for a batch; Get and Observe may only be called

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 	"unsafe"
@@ -139,6 +140,9 @@ type Profile struct {
 
 	class  *Class
 	cohort string
+	// model is the latest built baseline's statistics, nil before the first
+	// rebuild.
+	model *Model
 	// relearnUntil is the Unix second until which a deploy of the
 	// identity's workload makes new values expected.
 	relearnUntil int64
@@ -176,9 +180,22 @@ type Window struct {
 // Size is an estimate of the memory the profile holds, in bytes: the struct,
 // its strings and its known set.
 func (p *Profile) Size() int {
-	return int(unsafe.Sizeof(*p)) + len(p.Identity.ID) + len(p.Identity.Name) + len(p.Identity.Kind) +
+	n := int(unsafe.Sizeof(*p)) + len(p.Identity.ID) + len(p.Identity.Name) + len(p.Identity.Kind) +
 		len(p.cohort) + cap(p.known)*int(unsafe.Sizeof(knownEntry{}))
+	if m := p.model; m != nil {
+		n += int(unsafe.Sizeof(*m)) + len(m.TrustDomain)
+		if m.Cadence != nil {
+			n += int(unsafe.Sizeof(*m.Cadence))
+		}
+		if m.Issuance != nil {
+			n += int(unsafe.Sizeof(*m.Issuance))
+		}
+	}
+	return n
 }
+
+// Model is what the latest rebuild computed for the identity, or nil.
+func (p *Profile) Model() *Model { return p.model }
 
 // Class is the identity class whose learning and dormancy windows apply.
 func (p *Profile) Class() *Class { return p.class }
@@ -419,6 +436,9 @@ func (p *Profile) Apply(b *Baseline, classes Classes) {
 	if b.Class != "" {
 		p.class = classes.Named(b.Class)
 	}
+	if !b.DataThrough.IsZero() && (p.model == nil || !b.DataThrough.Before(p.model.DataThrough)) {
+		p.model = newModel(b)
+	}
 	for _, ks := range b.Known {
 		d, ok := ParseDim(ks.Dim)
 		if !ok {
@@ -433,6 +453,11 @@ func (p *Profile) Apply(b *Baseline, classes Classes) {
 		for _, kv := range ks.Values {
 			p.learn(d, knownKey(d, kv.Value), kv.FirstSeen.Unix(), max(kv.FirstSeen.Unix(), kv.LastSeen.Unix()))
 		}
+	}
+	if spare := cap(p.known) - len(p.known); spare > len(p.known)/8 {
+		// A rebuilt set rarely grows again soon; spare capacity is memory
+		// every cached identity would pay.
+		p.known = slices.Clone(p.known)
 	}
 	for _, r := range b.Recent {
 		switch {

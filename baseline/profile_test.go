@@ -3,6 +3,7 @@ package baseline
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"testing"
 	"time"
@@ -216,9 +217,10 @@ func TestCacheStaysWithinBudgetAndReloads(t *testing.T) {
 	}
 }
 
-// typicalProfile is an identity with a week of hourly activity and the known
-// sets of a typical workload: 12 actions, 6 resources, 3 peers, 2 networks,
-// 2 user agents, one region, cluster and credential.
+// typicalProfile is an identity with a week of hourly activity, the known
+// sets of a typical workload (12 actions, 6 resources, 3 peers, 2 networks,
+// 2 user agents, one region, cluster and credential, 36 edges) and a built
+// model.
 func typicalProfile(i int) *Profile {
 	id := schemas.Identity{ID: fmt.Sprintf("spiffe://prod.example/ns/payments/sa/api-%06d", i), Kind: schemas.KindWorkload}
 	p := &Profile{Identity: id}
@@ -235,6 +237,16 @@ func typicalProfile(i int) *Profile {
 			p.Observe(ev)
 		}
 	}
+	// and what a rebuild adds: the seasonal model and the graph.
+	b := &Baseline{DataThrough: t0.Add(HistoryHours * time.Hour), Rate: Rate{Mean: 3, Hours: HistoryHours},
+		Graph: &Graph{TrustDomain: "prod.example", FanIn: 2}}
+	for h := range HoursPerWeek {
+		b.Rate.Centre[h], b.Rate.Spread[h] = 3, 1
+	}
+	for k := range 3 {
+		b.Graph.FanOut = append(b.Graph.FanOut, Edge{Peer: fmt.Sprintf("spiffe://prod.example/ns/payments/sa/peer-%d", k)})
+	}
+	p.Apply(b, DefaultClasses())
 	return p
 }
 
@@ -295,5 +307,53 @@ func TestEventKeysMatchValues(t *testing.T) {
 	}
 	if k := eventKeys(event(t0, "a", "not-an-ip")); k[DimNetwork] != 0 || k[DimCluster] != 0 || k[DimEdge] != 0 {
 		t.Errorf("missing values must have no key: %v", k)
+	}
+}
+
+func TestApplyKeepsTheModelAndCohorts(t *testing.T) {
+	b := &Baseline{
+		Identity: role, Cohort: "k8s:pay/api", DataThrough: t0, Events: 10,
+		Rate:     Rate{Mean: 2.5, Hours: 600},
+		Activity: Activity{ActiveHours: 40, MedianGap: 3600},
+		Outcome:  OutcomeProfile{DeniedRatio: 0.25},
+		BytesOut: Quantiles{Count: 10, P99: 1023, Max: 4095},
+		Cadence:  &Cadence{Runs: 5, Interval: 86400},
+		Graph:    &Graph{TrustDomain: "td", FanIn: 3, FanOut: []Edge{{Peer: "a", Route: "x"}, {Peer: "a", Route: "y"}, {Peer: "b", Route: "x"}}},
+	}
+	b.Rate.Centre[HourOfWeek(t0)+9] = 12
+	for d := range 7 {
+		b.Rate.Spread[d*24+9] = 3
+	}
+	b.Activity.HourOfDay[9] = 0.5
+	c := NewCache(CacheOptions{})
+	c.Apply([]*Baseline{b, {
+		Identity: schemas.Identity{ID: CohortPrefix + "k8s:pay/api", Kind: "cohort"}, Cohort: "k8s:pay/api",
+		CohortStats: &CohortBaseline{Cohort: "k8s:pay/api", Members: []string{role.ID, "other"}, Size: 2, Rate: 2, Actions: map[string]int{"s3:GetObject": 2}},
+	}})
+	if n := c.Len(); n != 1 {
+		t.Fatalf("a cohort row became a profile: %d profiles", n)
+	}
+	c.Lock()
+	defer c.Unlock()
+	p := c.Get(role)
+	m := p.Model()
+	at9 := t0.Add(9 * time.Hour)
+	if m == nil || math.Abs(m.Centre(HourOfWeek(at9))-12) > 12*0.023 || m.Spread(HourOfWeek(at9)) != 3 || m.Active(at9) < 0.49 || m.Active(at9) > 0.51 {
+		t.Fatalf("model %+v", m)
+	}
+	if m.RateMean != 2.5 || m.DeniedRatio != 0.25 || m.BytesOut.P99 != 1023 || m.Cadence.Interval != 86400 ||
+		m.FanIn != 3 || m.FanOut != 3 || m.Peers != 2 || m.TrustDomain != "td" {
+		t.Errorf("model %+v", m)
+	}
+	co := c.Cohort(p)
+	if co == nil || co.Members != 2 || co.ActionUsers("s3:GetObject") != 2 || co.ActionUsers("iam:PassRole") != 0 {
+		t.Errorf("cohort %+v", co)
+	}
+	// An older baseline does not replace a newer model.
+	old := *b
+	old.DataThrough, old.Rate.Mean = t0.Add(-time.Hour), 99
+	p.Apply(&old, DefaultClasses())
+	if p.Model().RateMean != 2.5 {
+		t.Errorf("an older rebuild replaced the model")
 	}
 }

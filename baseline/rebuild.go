@@ -303,6 +303,9 @@ func (r *Rebuilder) buildCohorts(ctx context.Context, touched map[string][]membe
 	if err := r.store.SaveBaselines(ctx, bs); err != nil {
 		return 0, fmt.Errorf("rebuild: save %d cohort baselines: %w", len(bs), err)
 	}
+	if r.cache != nil {
+		r.cache.Apply(bs)
+	}
 	return len(bs), nil
 }
 

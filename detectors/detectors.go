@@ -16,6 +16,9 @@ type Input struct {
 	// Learning is true while the identity is in its learning period: it has
 	// too little history for deviations to mean anything.
 	Learning bool
+	// Cohort is the baseline of the identity's cohort, nil when it has none
+	// (yet); Profile.Model() is nil before the identity's first rebuild.
+	Cohort *baseline.CohortModel
 	// Relearning is true shortly after a deploy of the identity's workload,
 	// when new values are expected.
 	Relearning bool

@@ -127,6 +127,7 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 		}
 		p := c.Get(ev.Identity)
 		in := detectors.NewInput(p, ev, now)
+		in.Cohort = c.Cohort(p)
 		for _, d := range e.opts.Detectors {
 			before := len(out)
 			out = d.Detect(&in, out)
