@@ -216,7 +216,7 @@ func (c *Cache) pruneRelearn(now int64) {
 
 // insert adds an empty profile for id at the head of the recency list.
 func (c *Cache) insert(id schemas.Identity) *Profile {
-	p := &Profile{Identity: id, class: c.opts.Classes.Match(id, "")}
+	p := &Profile{Identity: id, class: c.opts.Classes.Match(id)}
 	c.profiles[id.ID] = p
 	c.pushFront(p)
 	return p

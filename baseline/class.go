@@ -25,8 +25,8 @@ type Class struct {
 	// Kinds and Identities select the class's identities: an identity kind
 	// from the list (any when empty) and an identity id matching one of the
 	// globs (any when empty), where * matches any run of characters, '/'
-	// included, and ? any one character. A class with neither is only
-	// assigned by the builder (job: a detected cadence) or as the default.
+	// included, and ? any one character. A class with neither matches
+	// nothing; only the default class "service" needs none.
 	Kinds      []string `yaml:"kinds"`
 	Identities []string `yaml:"identities"`
 	Learning   Learning `yaml:"learning"`
@@ -37,11 +37,8 @@ type Class struct {
 	Relearn time.Duration `yaml:"relearn"`
 }
 
-// Class names the builder and the cache assign without a matcher.
-const (
-	ClassService = "service" // the default
-	ClassJob     = "job"     // a cadence was detected
-)
+// ClassService is the default class.
+const ClassService = "service"
 
 var defaultClass = &Class{
 	Name: ClassService, Learning: Learning{MinAge: 24 * time.Hour, MinEvents: 50},
@@ -57,7 +54,10 @@ func DefaultClasses() Classes {
 			Learning: Learning{}, Dormancy: time.Hour, Relearn: 0},
 		{Name: "ci", Identities: []string{"*:role/*/ci-*", "*:role/*/github-*", "*:role/*/gitlab-*", "repo:*"},
 			Learning: Learning{MinAge: 7 * 24 * time.Hour, MinEvents: 20}, Dormancy: 30 * 24 * time.Hour, Relearn: time.Hour},
-		{Name: ClassJob, Learning: Learning{MinAge: 3 * 24 * time.Hour, MinEvents: 10},
+		// Classes follow configuration, not detected behaviour, so the same
+		// events are judged the same whenever the baselines were rebuilt.
+		{Name: "job", Identities: []string{"*cron*", "*job*", "*batch*", "*nightly*"},
+			Learning: Learning{MinAge: 3 * 24 * time.Hour, MinEvents: 10},
 			Dormancy: 3 * 24 * time.Hour, Relearn: time.Hour},
 		*defaultClass,
 	}
@@ -105,9 +105,8 @@ func (cs Classes) Named(name string) *Class {
 	return cs.Named(ClassService)
 }
 
-// Match returns the class whose matchers accept id, or inferred (a class
-// the builder derived from behaviour) when none does, or the default.
-func (cs Classes) Match(id schemas.Identity, inferred string) *Class {
+// Match returns the class whose matchers accept id, or the default.
+func (cs Classes) Match(id schemas.Identity) *Class {
 	for i := range cs {
 		c := &cs[i]
 		if len(c.Kinds) == 0 && len(c.Identities) == 0 {
@@ -116,9 +115,6 @@ func (cs Classes) Match(id schemas.Identity, inferred string) *Class {
 		if (len(c.Kinds) == 0 || contains(c.Kinds, string(id.Kind))) && (len(c.Identities) == 0 || globs(c.Identities, id.ID)) {
 			return c
 		}
-	}
-	if inferred != "" {
-		return cs.Named(inferred)
 	}
 	return cs.Named(ClassService)
 }

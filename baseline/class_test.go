@@ -10,23 +10,20 @@ import (
 func TestClassesMatch(t *testing.T) {
 	cs := DefaultClasses()
 	for _, tc := range []struct {
-		id       schemas.Identity
-		inferred string
-		want     string
+		id   schemas.Identity
+		want string
 	}{
-		{schemas.Identity{ID: "aws:role/123/ci-deployer", Kind: schemas.KindRole}, "", "ci"},
-		{schemas.Identity{ID: "aws:role/123/ci-deployer", Kind: schemas.KindRole}, ClassJob, "ci"}, // a matcher beats inference
-		{schemas.Identity{ID: "aws:user/123/break-glass-admin", Kind: schemas.KindUser}, "", "break_glass"},
-		{schemas.Identity{ID: "spiffe://td/ns/batch/sa/nightly", Kind: schemas.KindWorkload}, ClassJob, ClassJob},
-		{schemas.Identity{ID: "spiffe://td/ns/pay/sa/api", Kind: schemas.KindWorkload}, "", ClassService},
-		{schemas.Identity{ID: "spiffe://td/ns/pay/sa/api", Kind: schemas.KindWorkload}, "no-such-class", ClassService},
+		{schemas.Identity{ID: "aws:role/123/ci-deployer", Kind: schemas.KindRole}, "ci"},
+		{schemas.Identity{ID: "aws:user/123/break-glass-admin", Kind: schemas.KindUser}, "break_glass"},
+		{schemas.Identity{ID: "spiffe://td/ns/reports/sa/nightly-export", Kind: schemas.KindWorkload}, "job"},
+		{schemas.Identity{ID: "spiffe://td/ns/pay/sa/api", Kind: schemas.KindWorkload}, ClassService},
 	} {
-		if got := cs.Match(tc.id, tc.inferred).Name; got != tc.want {
-			t.Errorf("Match(%s, %q) = %s, want %s", tc.id.ID, tc.inferred, got, tc.want)
+		if got := cs.Match(tc.id).Name; got != tc.want {
+			t.Errorf("Match(%s) = %s, want %s", tc.id.ID, got, tc.want)
 		}
 	}
 	kinds := Classes{{Name: "keys", Kinds: []string{"api_key"}, Learning: Learning{MinEvents: 5}}, *defaultClass}
-	if got := kinds.Match(schemas.Identity{ID: "apikey:kong:1", Kind: schemas.KindAPIKey}, "").Name; got != "keys" {
+	if got := kinds.Match(schemas.Identity{ID: "apikey:kong:1", Kind: schemas.KindAPIKey}).Name; got != "keys" {
 		t.Errorf("kind matcher: got %s", got)
 	}
 }

@@ -193,11 +193,7 @@ func (r *Rebuilder) build(ctx context.Context, ids []string, through, now time.T
 	from := through.Add(-r.opts.History)
 	err := r.store.Histories(ctx, ids, from, func(h *History) error {
 		b := Build(h, o)
-		inferred := ""
-		if b.Cadence != nil {
-			inferred = ClassJob
-		}
-		b.Class = r.classes.Match(b.Identity, inferred).Name
+		b.Class = r.classes.Match(b.Identity).Name
 		if b.Cohort != "" {
 			cohorts[b.Cohort] = append(cohorts[b.Cohort], memberOf(b))
 		}
