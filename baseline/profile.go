@@ -175,6 +175,9 @@ type Window struct {
 	Denied   uint32
 	Failures uint32
 	BytesOut uint64
+	// NewActions and NewPeers count the first uses of actions and upstream
+	// peers in the hour: probing and fan-out.
+	NewActions, NewPeers uint16
 }
 
 // Size is an estimate of the memory the profile holds, in bytes: the struct,
@@ -259,21 +262,21 @@ func (p *Profile) dimEntries(d Dim) []knownEntry {
 }
 
 // learn records a use of the value with key in dimension d between Unix
-// seconds first and last.
-func (p *Profile) learn(d Dim, key uint64, first, last int64) {
+// seconds first and last, and reports whether the value was new.
+func (p *Profile) learn(d Dim, key uint64, first, last int64) bool {
 	i, ok := p.find(key)
 	f, l := uint32(max(first, 0)), uint32(max(last, 0))
 	if ok {
 		e := &p.known[i]
 		e.first, e.last = min(e.first, f), max(e.last, l)
-		return
+		return false
 	}
 	if p.open&(1<<d) != 0 {
-		return
+		return false
 	}
 	if p.sizes[d] >= MaxKnown {
 		p.setOpen(d)
-		return
+		return false
 	}
 	if len(p.known) == cap(p.known) {
 		// Grow by a quarter, not double: most sets stop growing early, and
@@ -286,6 +289,7 @@ func (p *Profile) learn(d Dim, key uint64, first, last int64) {
 	copy(p.known[i+1:], p.known[i:])
 	p.known[i] = knownEntry{key: key, first: f, last: l}
 	p.sizes[d]++
+	return true
 }
 
 // setOpen marks d open and drops its values, which no longer matter.
@@ -408,9 +412,15 @@ func (p *Profile) Observe(ev *schemas.Event) {
 		p.setRing(h, p.hourCount(h)+1)
 	}
 	sec := t.Unix()
+	current := sec/3600 == p.window.Hour
 	for d, k := range eventKeys(ev) {
-		if k != 0 {
-			p.learn(Dim(d), k, sec, sec)
+		if k != 0 && p.learn(Dim(d), k, sec, sec) && current {
+			switch Dim(d) {
+			case DimAction:
+				p.window.NewActions++
+			case DimPeer:
+				p.window.NewPeers++
+			}
 		}
 	}
 }

@@ -357,3 +357,18 @@ func TestApplyKeepsTheModelAndCohorts(t *testing.T) {
 		t.Errorf("an older rebuild replaced the model")
 	}
 }
+
+func TestWindowCountsFirstUses(t *testing.T) {
+	p := &Profile{Identity: role}
+	for i, peer := range []string{"a", "b", "a", "c"} {
+		ev := event(t0.Add(time.Duration(i)*time.Minute), "GET /x", "10.0.0.1")
+		ev.Target.Peer = peer
+		p.Observe(ev)
+	}
+	if w := p.Window(t0); w.NewPeers != 3 || w.NewActions != 1 || w.Count != 4 {
+		t.Errorf("window %+v, want 3 new peers, 1 new action", w)
+	}
+	if w := p.Window(t0.Add(time.Hour)); w.NewPeers != 0 {
+		t.Errorf("next hour %+v", w)
+	}
+}

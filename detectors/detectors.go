@@ -48,6 +48,12 @@ func NewInput(p *baseline.Profile, ev *schemas.Event, now time.Time) Input {
 		w.Failures++
 	}
 	w.BytesOut += ev.BytesOut
+	if ev.Action != "" && !p.Knows(baseline.DimAction, ev.Action) {
+		w.NewActions++
+	}
+	if ev.Target.Peer != "" && !p.Knows(baseline.DimPeer, ev.Target.Peer) {
+		w.NewPeers++
+	}
 	return Input{Event: ev, Profile: p, Window: w, Learning: p.Learning(ev.Time.Time),
 		Relearning: p.Relearning(ev.Time.Time), Now: now}
 }
