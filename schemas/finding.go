@@ -72,6 +72,14 @@ type Finding struct {
 	FirstSeen   Time     `json:"first_seen"`
 	LastSeen    Time     `json:"last_seen"`
 	Analysis    Analysis `json:"analysis"`
+	// Count is how many times the finding was raised: repeats (the same id:
+	// the same detector, identity and key, whose key includes the hour for
+	// rate detectors) merge into one finding instead of a flood.
+	Count int `json:"count"`
+	// Revision is how many times this finding was sent before: 0 for the
+	// first message, then 1, 2, … as repeats in later batches raise Count.
+	// Consumers keep the highest revision of an id.
+	Revision int `json:"revision"`
 }
 
 // Analysis is the baseline set against the observation (OCSF

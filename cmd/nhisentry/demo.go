@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -285,11 +284,13 @@ func topicEnd(ctx context.Context, cl *kgo.Client, topic string) (int64, error) 
 func readFindings(ctx context.Context, brokers []string) ([]schemas.Finding, error) {
 	byID := map[string]schemas.Finding{}
 	err := readTopic(ctx, brokers, "nhi.findings", func(r *kgo.Record) error {
-		var f schemas.Finding
-		if err := json.Unmarshal(r.Value, &f); err != nil {
+		f, err := schemas.ParseOCSF(r.Value)
+		if err != nil {
 			return fmt.Errorf("finding at offset %d: %w", r.Offset, err)
 		}
-		byID[f.ID] = f // a replayed finding has the same id
+		if prev, ok := byID[f.ID]; !ok || f.Revision >= prev.Revision {
+			byID[f.ID] = f // a replay or a later revision has the same id
+		}
 		return nil
 	})
 	out := make([]schemas.Finding, 0, len(byID))

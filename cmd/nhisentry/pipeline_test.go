@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -301,8 +300,8 @@ func TestPipelineEndToEndSurvivesRestarts(t *testing.T) {
 		onTopic := map[string]bool{}
 		detectorsSeen := map[string]bool{}
 		readAll(t, brokers, dis.Kafka.FindingsTopic, func(r *kgo.Record) {
-			var f schemas.Finding
-			if err := json.Unmarshal(r.Value, &f); err != nil {
+			f, err := schemas.ParseOCSF(r.Value)
+			if err != nil {
 				t.Fatalf("finding at offset %d: %v", r.Offset, err)
 			}
 			if string(r.Key) != f.Identity.ID {

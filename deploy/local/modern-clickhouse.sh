@@ -56,5 +56,7 @@ trap 'rm -rf "$tmp"' EXIT
 # The golden queries name the database nhisentry, so the schema must too,
 # whatever the environment says.
 (cd "$root" && NHI_CLICKHOUSE_DATABASE=nhisentry "$go" run ./cmd/nhisentry migrate --print-sql) >"$tmp/migrate-print-sql.sql"
-# One session runs both files in order: the queries need the tables.
-"${check[@]}" "$tmp/migrate-print-sql.sql" "$root/baseline/chstore/testdata/queries.golden.sql"
+# Each file runs in a fresh session: the DDL alone, then the query golden
+# file, which carries the same schema and a small fixture before the queries.
+"${check[@]}" "$tmp/migrate-print-sql.sql"
+"${check[@]}" "$root/baseline/chstore/testdata/queries.golden.sql"

@@ -1,6 +1,7 @@
 // Package engine owns the per-batch processing of normalized events: it runs
 // every detector over each event against the identity's baseline, folds the
-// event into the baseline afterwards, suppresses repeated findings, and then
+// event into the baseline afterwards, merges repeated findings into one with
+// a count, and then
 // stores findings before events, so a crash between the two never loses a
 // finding (the replay finds the events missing and detects again, with the
 // same deterministic finding ids). It implements ingest.Handler.
@@ -46,16 +47,19 @@ type Options struct {
 	// Backoff paces retries of failed writes; zero means
 	// ingest.DefaultBackoff.
 	Backoff ingest.Backoff
-	// SuppressIDs is how many emitted finding ids are remembered to drop
-	// repeats (a rule matching every event of a burst); default 1,000,000.
+	// SuppressIDs is how many emitted finding ids are remembered to merge
+	// repeats (a rule matching every event of a burst) into one finding with
+	// a count; default 1,000,000.
 	SuppressIDs int
 }
 
 // Engine is the detection stage. Handle is called from one goroutine.
 type Engine struct {
-	opts     Options
-	metrics  *metrics
-	emitted  suppressor
+	opts    Options
+	metrics *metrics
+	emitted suppressor
+	// inBatch maps a finding id to its index in findings during Detect.
+	inBatch  map[string]int
 	findings []schemas.Finding
 	// origins holds, per finding of the last Detect, the event that raised
 	// it: its family (the latency metric's label) and time.
@@ -95,18 +99,24 @@ func New(opts Options) *Engine {
 		opts.SuppressIDs = 1_000_000
 	}
 	return &Engine{
-		opts: opts, metrics: newMetrics(opts.Registerer), emitted: newSuppressor(opts.SuppressIDs),
+		opts: opts, metrics: newMetrics(opts.Registerer), emitted: newSuppressor(opts.SuppressIDs), inBatch: map[string]int{},
 		next: map[partition]int64{},
 	}
 }
 
+// maxEvidence bounds the evidence event ids a merged finding carries.
+const maxEvidence = 10
+
 // Detect runs the detectors over events and updates the baselines. It returns
-// the new findings (repeats of findings already emitted are dropped); the
-// slice is reused by the next call.
+// the batch's findings: repeats of one finding (the same id) within the batch
+// merge into one with a count, and a finding already sent in an earlier
+// batch comes back as its next revision with the count raised. The slice is
+// reused by the next call.
 func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 	now := e.opts.Now()
 	out := e.findings[:0]
 	origins := e.origins[:0]
+	clear(e.inBatch)
 	c := e.opts.Cache
 	c.Lock()
 	// Events of one record share its offset, so the bound is the one from
@@ -131,14 +141,21 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 		for _, d := range e.opts.Detectors {
 			before := len(out)
 			out = d.Detect(&in, out)
-			// Drop repeats in place so the slice holds each id once.
+			// Merge repeats in place so the slice holds each id once.
 			kept := before
 			for _, f := range out[before:] {
-				if e.emitted.add(f.ID) {
-					out[kept] = f
-					kept++
-					origins = append(origins, origin{ev.Source.Family, ev.Time.Time})
+				if i, ok := e.inBatch[f.ID]; ok {
+					merge(&out[i], &f)
+					continue
 				}
+				f.Count, f.Revision = 1, 0
+				if prev := e.emitted.get(f.ID); prev != nil {
+					f.Count, f.Revision, f.FirstSeen = prev.count+1, prev.revision+1, prev.first
+				}
+				e.inBatch[f.ID] = kept
+				out[kept] = f
+				kept++
+				origins = append(origins, origin{ev.Source.Family, ev.Time.Time})
 			}
 			out = out[:kept]
 		}
@@ -150,9 +167,30 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 	}
 	e.findings, e.origins = out, origins
 	for i := range out {
-		e.metrics.findings.WithLabelValues(out[i].Detector, string(out[i].Severity)).Inc()
+		f := &out[i]
+		e.emitted.put(f.ID, sent{count: f.Count, revision: f.Revision, first: f.FirstSeen})
+		if f.Revision == 0 {
+			e.metrics.findings.WithLabelValues(f.Detector, string(f.Severity)).Inc()
+		}
 	}
 	return out
+}
+
+// merge folds a repeat into the finding it repeats.
+func merge(f, repeat *schemas.Finding) {
+	f.Count++
+	if repeat.FirstSeen.Before(f.FirstSeen.Time) {
+		f.FirstSeen = repeat.FirstSeen
+	}
+	if repeat.LastSeen.After(f.LastSeen.Time) {
+		f.LastSeen = repeat.LastSeen
+	}
+	for _, id := range repeat.EventIDs {
+		if len(f.EventIDs) >= maxEvidence {
+			break
+		}
+		f.EventIDs = append(f.EventIDs, id)
+	}
 }
 
 // DataClock is the time the data has reached: the latest event time
@@ -221,29 +259,39 @@ func (e *Engine) retry(ctx context.Context, what string, fn func() error) error 
 		func(error) { e.metrics.writeErrors.WithLabelValues(what).Inc() }, fn)
 }
 
-// suppressor remembers recently emitted ids in two generations: when the
+// sent is what the engine remembers of a finding it sent.
+type sent struct {
+	count, revision int
+	first           schemas.Time
+}
+
+// suppressor remembers recently sent findings in two generations: when the
 // current one fills up it becomes the previous one, so memory stays bounded
-// and the most recent ids are always remembered.
+// and the most recent findings are always remembered.
 type suppressor struct {
-	cur, prev map[string]struct{}
+	cur, prev map[string]sent
 	limit     int
 }
 
 func newSuppressor(limit int) suppressor {
-	return suppressor{cur: make(map[string]struct{}), prev: map[string]struct{}{}, limit: limit / 2}
+	return suppressor{cur: make(map[string]sent), prev: map[string]sent{}, limit: limit / 2}
 }
 
-// add records id and reports whether it was new.
-func (s *suppressor) add(id string) bool {
-	if _, ok := s.cur[id]; ok {
-		return false
+// get returns what was sent under id, or nil.
+func (s *suppressor) get(id string) *sent {
+	if v, ok := s.cur[id]; ok {
+		return &v
 	}
-	if _, ok := s.prev[id]; ok {
-		return false
+	if v, ok := s.prev[id]; ok {
+		return &v
 	}
-	if len(s.cur) >= s.limit {
-		s.prev, s.cur = s.cur, make(map[string]struct{}, s.limit)
+	return nil
+}
+
+// put records what was sent under id.
+func (s *suppressor) put(id string, v sent) {
+	if _, ok := s.cur[id]; !ok && len(s.cur) >= s.limit {
+		s.prev, s.cur = s.cur, make(map[string]sent, s.limit)
 	}
-	s.cur[id] = struct{}{}
-	return true
+	s.cur[id] = v
 }

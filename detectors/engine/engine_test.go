@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -55,7 +56,7 @@ func (everyEvent) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.F
 	return append(dst, schemas.Finding{ID: schemas.FindingID("every", in.Event.Identity.ID), Detector: "every", Identity: in.Event.Identity})
 }
 
-func TestHandleStoresFindingsFirstAndSuppressesRepeats(t *testing.T) {
+func TestHandleStoresFindingsFirstAndMergesRepeats(t *testing.T) {
 	var order []string
 	sink := &recorder{name: "sink", log: &order, failures: 2}
 	store := &recorder{name: "store", log: &order}
@@ -74,8 +75,15 @@ func TestHandleStoresFindingsFirstAndSuppressesRepeats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(sink.findings) != 1 {
-		t.Errorf("sink got %d findings, want the repeat suppressed to 1", len(sink.findings))
+	// Each batch sends the finding once: the first with the batch's two
+	// repeats merged (count 2), the second as revision 1 with count 4.
+	if len(sink.findings) != 2 {
+		t.Fatalf("sink got %d findings, want one per batch", len(sink.findings))
+	}
+	first, second := sink.findings[0], sink.findings[1]
+	if first.ID != second.ID || first.Count != 2 || first.Revision != 0 || second.Count != 4 || second.Revision != 1 ||
+		!second.FirstSeen.Equal(first.FirstSeen.Time) {
+		t.Errorf("first %+v\nsecond %+v", first, second)
 	}
 	want := []string{"findings:sink", "events", "findings:sink", "events"}
 	if len(order) != len(want) {
@@ -179,4 +187,33 @@ func TestDetectionLatencyIsMeasuredPerFamily(t *testing.T) {
 		return
 	}
 	t.Fatal("no nhi_detect_latency_seconds metric")
+}
+
+// sameKey raises one finding id per identity with the event as evidence.
+type sameKey struct{}
+
+func (sameKey) Name() string { return "same" }
+func (sameKey) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.Finding {
+	return append(dst, schemas.Finding{
+		ID: schemas.FindingID("same", in.Event.Identity.ID), Detector: "same", Identity: in.Event.Identity,
+		EventIDs: []string{in.Event.ID}, FirstSeen: in.Event.Time, LastSeen: in.Event.Time,
+	})
+}
+
+func TestRepeatsInABatchMergeWithCountAndEvidence(t *testing.T) {
+	e := engine.New(engine.Options{Cache: baseline.NewCache(baseline.CacheOptions{}), Detectors: []detectors.Detector{sameKey{}}})
+	now := time.Date(2026, 11, 9, 14, 0, 0, 0, time.UTC)
+	var batch []schemas.Event
+	for i := range 15 {
+		batch = append(batch, detectortest.Event(now.Add(time.Duration(i)*time.Minute), fmt.Sprintf("a%d", i), "10.0.0.1"))
+	}
+	got := e.Detect(batch)
+	if len(got) != 1 {
+		t.Fatalf("%d findings, want the 15 repeats merged into 1", len(got))
+	}
+	f := got[0]
+	if f.Count != 15 || f.Revision != 0 || len(f.EventIDs) != 10 || f.EventIDs[0] != batch[0].ID ||
+		!f.FirstSeen.Equal(now) || !f.LastSeen.Equal(now.Add(14*time.Minute)) {
+		t.Errorf("merged finding %+v", f)
+	}
 }

@@ -1,7 +1,8 @@
 // Package kafkasink owns the Kafka findings topic: each finding is published
-// as one JSON message keyed by its identity, so one identity's findings stay
-// in order on one partition. Consumers drop repeats by the finding id, which
-// is deterministic, so a replayed batch is invisible to them.
+// as one OCSF Detection Finding (schemas.DetectionFinding) keyed by its
+// identity, so one identity's findings stay in order on one partition.
+// Consumers key findings by finding_info.uid, which is deterministic, so a
+// replayed batch is invisible to them, and keep its highest revision.
 package kafkasink
 
 import (
@@ -41,7 +42,7 @@ func (s *Sink) WriteFindings(ctx context.Context, findings []schemas.Finding) er
 	}
 	msgs := make([]kafka.Message, len(findings))
 	for i := range findings {
-		b, err := json.Marshal(&findings[i])
+		b, err := json.Marshal(findings[i].OCSF())
 		if err != nil {
 			return fmt.Errorf("encode finding %s: %w", findings[i].ID, err)
 		}

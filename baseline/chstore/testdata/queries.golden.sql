@@ -172,6 +172,11 @@ ENGINE = ReplacingMergeTree(updated_at)
 PARTITION BY toYYYYMM(time)
 ORDER BY id;
 
+-- 0006_finding_counts
+ALTER TABLE nhisentry.findings ADD COLUMN count UInt32 DEFAULT 1;
+
+ALTER TABLE nhisentry.findings ADD COLUMN revision UInt32 DEFAULT 0;
+
 -- A few events for the placeholder identities and times, so the queries
 -- below run on rows, not only on empty tables (not SQL the store runs).
 INSERT INTO nhisentry.events (id, time, time_ns, ingest_time, cluster, identity_id, identity_kind, identity_name,

@@ -168,3 +168,8 @@ ENGINE = ReplacingMergeTree(updated_at)
 PARTITION BY toYYYYMM(time)
 ORDER BY id;
 
+-- 0006_finding_counts
+ALTER TABLE nhisentry.findings ADD COLUMN count UInt32 DEFAULT 1;
+
+ALTER TABLE nhisentry.findings ADD COLUMN revision UInt32 DEFAULT 0;
+
