@@ -31,12 +31,12 @@
 // the learning period (an identity past learning by events but not yet by age
 // is judged like any other). An identity with thin history (fewer events
 // than its class's Learning.MinEvents: a credential used a few times, then
-// abandoned, then used again weeks later) is reported, 20 points and
-// usually one severity step lower, because its rhythm is not known yet. The same holds
-// right after a deploy of the identity's workload (Relearning), which
-// explains a workload scaled back up after weeks. A brand-new identity
-// (no event before) is never a reactivation, and neither is an event older
-// than LastSeen (late or replayed).
+// abandoned, then used again weeks later) is reported 20 points, usually one
+// severity step, lower, because its rhythm is not known yet; so is one right
+// after a deploy of its workload (Relearning), which explains a workload
+// scaled back up after weeks. A brand-new identity (no event before) is
+// never a reactivation, and neither is an event older than LastSeen (late or
+// replayed).
 //
 // One finding per reactivation: its id is the identity and the LastSeen (Unix
 // seconds, which survive a reload from stored baselines) it woke from, and
@@ -152,9 +152,9 @@ func (d *Detector) report(in *detectors.Input, class *baseline.Class, silence, l
 		caveat = "; shortly after a deploy of its workload"
 	}
 	usual := "no gap history"
-	if longest > 0 {
+	if m := p.Model(); longest > 0 {
 		usual = "longest usual gap " + span(longest)
-	} else if p.Model() != nil {
+	} else if m != nil && m.ActiveHours > 1 {
 		usual = "never silent for a whole hour before"
 	}
 	last := p.LastSeen.UTC()

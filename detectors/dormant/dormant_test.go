@@ -91,6 +91,7 @@ func TestReactivation(t *testing.T) {
 				t.Fatalf("got %d findings, want 1: %+v", len(got), got)
 			}
 			f := got[0]
+			t.Logf("%s %d: %s", f.Severity, f.Score, f.Explanation)
 			if f.Severity != tt.wantSev || f.Score < tt.minScore || f.Score > tt.maxScore {
 				t.Errorf("severity %s score %d, want %s in %d..%d: %s", f.Severity, f.Score, tt.wantSev, tt.minScore, tt.maxScore, f.Explanation)
 			}
