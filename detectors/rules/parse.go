@@ -191,6 +191,17 @@ func kindName(n *yaml.Node) string {
 // piece is a run of a scalar's value that sits on one line of the file.
 type piece struct{ line, col, runes int }
 
+// exprError is an error at a position in the CEL source held by scalar n
+// (CEL's 1-based line and 0-based column), placed in the file when the
+// scalar's layout allows, else at the scalar with CEL's own position.
+func (d *decoder) exprError(n *yaml.Node, ruleID string, line, col int, msg string) *Error {
+	if fl, fc, ok := d.exprPos(n, line, col); ok {
+		return &Error{File: d.file, Line: fl, Column: fc, RuleID: ruleID, Msg: msg}
+	}
+	return &Error{File: d.file, Line: n.Line, Column: n.Column, RuleID: ruleID,
+		Msg: fmt.Sprintf("expr %d:%d: %s", line, col+1, msg)}
+}
+
 // exprPos maps a position in the CEL source held by scalar n (1-based line,
 // 0-based column in code points, as CEL reports it) to a file line and
 // 1-based column (yaml.v3 also counts columns in characters).

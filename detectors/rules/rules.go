@@ -8,10 +8,12 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
@@ -81,9 +83,11 @@ type rule struct {
 	technique   string
 	prg         cel.Program
 	tracked     bool // evaluated with runtime cost tracking
+	response    *Response
 	file        string
 	line, col   int // position of the rule in its file
 	tests       []testCase
+	lint        []*Error // what Lint found in the rule's expression
 }
 
 func (r *rule) pos() string { return fmt.Sprintf("%s:%d:%d", r.file, r.line, r.col) }
@@ -92,6 +96,7 @@ func (r *rule) pos() string { return fmt.Sprintf("%s:%d:%d", r.file, r.line, r.c
 // detectors.Detector. Detect may be called from several goroutines at once.
 type Set struct {
 	rules   []*rule
+	byID    map[string]*rule
 	errs    *atomic.Uint64
 	onError func(string, error)
 }
@@ -112,14 +117,10 @@ func (o Options) load(errs *atomic.Uint64, paths []string) (*Set, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("rules: no rule files given")
 	}
-	env, err := cel.NewEnv(append(varDecls(),
-		ext.Strings(),
-		cel.ParserExpressionSizeLimit(o.maxExprSize()),
-	)...)
+	c, err := o.newCompiler(false)
 	if err != nil {
-		return nil, fmt.Errorf("rules: build CEL environment: %w", err)
+		return nil, err
 	}
-	c := &compiler{opts: o, env: env, seen: map[string]*rule{}}
 	var problems []error
 	for _, p := range paths {
 		files, err := expand(p)
@@ -131,10 +132,47 @@ func (o Options) load(errs *atomic.Uint64, paths []string) (*Set, error) {
 			problems = append(problems, c.file(f)...)
 		}
 	}
+	return c.set(errs, problems)
+}
+
+// LoadData checks and compiles one rule file held in memory (the embedded
+// default pack); name is the file name errors and test results show.
+func (o Options) LoadData(name string, data []byte) (*Set, error) {
+	c, err := o.newCompiler(false)
+	if err != nil {
+		return nil, err
+	}
+	return c.set(new(atomic.Uint64), c.data(name, data))
+}
+
+func (o Options) newCompiler(lint bool) (*compiler, error) {
+	env, err := newEnv(o)
+	if err != nil {
+		return nil, err
+	}
+	return &compiler{opts: o, env: env, seen: map[string]*rule{}, lint: lint}, nil
+}
+
+func newEnv(o Options) (*cel.Env, error) {
+	env, err := cel.NewEnv(append(append(varDecls(), funcDecls()...),
+		ext.Strings(),
+		cel.ParserExpressionSizeLimit(o.maxExprSize()),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("rules: build CEL environment: %w", err)
+	}
+	return env, nil
+}
+
+func (c *compiler) set(errs *atomic.Uint64, problems []error) (*Set, error) {
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
-	return &Set{rules: c.rules, errs: errs, onError: o.OnError}, nil
+	s := &Set{rules: c.rules, byID: make(map[string]*rule, len(c.rules)), errs: errs, onError: c.opts.OnError}
+	for _, r := range c.rules {
+		s.byID[r.id] = r
+	}
+	return s, nil
 }
 
 // expand returns p itself, or the rule files directly inside directory p in
@@ -165,6 +203,7 @@ type compiler struct {
 	env   *cel.Env
 	rules []*rule
 	seen  map[string]*rule // id → first definition, across files
+	lint  bool             // also look for expressions that can never match
 }
 
 func (c *compiler) file(path string) []error {
@@ -172,6 +211,10 @@ func (c *compiler) file(path string) []error {
 	if err != nil {
 		return []error{&Error{File: path, Msg: err.Error()}}
 	}
+	return c.data(path, data)
+}
+
+func (c *compiler) data(path string, data []byte) []error {
 	d := newDecoder(path, data)
 	root := d.document(data)
 	if root == nil {
@@ -213,7 +256,7 @@ func (c *compiler) rule(d *decoder, n *yaml.Node) {
 	// A rule with errors is kept too: Load returns no Set when any file has
 	// errors, and counting it keeps the "#n" names of later rules right.
 	c.rules = append(c.rules, r)
-	f := d.mapping(n, name, "rule", "id", "description", "severity", "technique", "expr", "tests")
+	f := d.mapping(n, name, "rule", "id", "description", "severity", "technique", "expr", "response", "tests")
 	if f == nil {
 		return
 	}
@@ -254,8 +297,11 @@ func (c *compiler) rule(d *decoder, n *yaml.Node) {
 	}
 	if v := d.required(f, n, name, "expr"); v != nil {
 		if expr, good := d.scalar(v, name, "expr"); good {
-			r.prg, r.tracked = c.compile(d, v, name, expr)
+			r.prg, r.tracked, r.lint = c.compile(d, v, name, expr)
 		}
+	}
+	if v := f["response"]; v != nil {
+		r.response = d.response(v, name)
 	}
 	if v := f["tests"]; v != nil {
 		r.tests = d.tests(v, name)
@@ -264,28 +310,38 @@ func (c *compiler) rule(d *decoder, n *yaml.Node) {
 
 // compile type-checks expr and builds its program, reporting CEL's issues at
 // their place in the file.
-func (c *compiler) compile(d *decoder, n *yaml.Node, name, expr string) (prg cel.Program, tracked bool) {
+func (c *compiler) compile(d *decoder, n *yaml.Node, name, expr string) (prg cel.Program, tracked bool, lint []*Error) {
 	ast, iss := c.env.Compile(expr)
 	if iss.Err() != nil {
 		for _, e := range iss.Errors() {
-			line, col, ok := d.exprPos(n, e.Location.Line(), e.Location.Column())
-			if ok {
-				d.errs = append(d.errs, &Error{File: d.file, Line: line, Column: col, RuleID: name, Msg: e.Message})
-				continue
-			}
-			// The scalar's layout hides the exact place: point at the expr
-			// and keep CEL's own position within it.
-			d.errorf(n, name, "expr %d:%d: %s", e.Location.Line(), e.Location.Column()+1, e.Message)
+			d.errs = append(d.errs, d.exprError(n, name, e.Location.Line(), e.Location.Column(), e.Message))
 		}
-		return nil, false
+		return nil, false, nil
 	}
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		d.errorf(n, name, "expr has type %s, want bool", ast.OutputType())
-		return nil, false
+		return nil, false, nil
+	}
+	native := ast.NativeRep()
+	bad := false
+	checkCalls(native, func(id int64, msg string) {
+		loc := native.SourceInfo().GetStartLocation(id)
+		d.errs = append(d.errs, d.exprError(n, name, loc.Line(), loc.Column(), msg))
+		bad = true
+	})
+	if bad {
+		return nil, false, nil
+	}
+	if c.lint {
+		lint = lintExpr(c.env, ast, func(id int64, msg string) *Error {
+			line, col := startOf(native, id)
+			return d.exprError(n, name, line, col, msg)
+		})
 	}
 	// OptOptimize folds constants and compiles constant regular
-	// expressions of matches() once, here, instead of per evaluation.
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	// expressions of matches() once, here, instead of per evaluation;
+	// literalCIDRs does the same for CIDR prefixes.
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.CustomDecoratorV2(literalCIDRs)}
 	// Runtime cost tracking costs more than most rules themselves, so it is
 	// switched on only for rules whose worst case, with every string as long
 	// as the largest record a decoder accepts, could exceed the limit.
@@ -296,9 +352,43 @@ func (c *compiler) compile(d *decoder, n *yaml.Node, name, expr string) (prg cel
 	prg, err = c.env.Program(ast, opts...)
 	if err != nil {
 		d.errorf(n, name, "expr: %v", err)
-		return nil, false
+		return nil, false, nil
 	}
-	return prg, tracked
+	return prg, tracked, lint
+}
+
+// startOf is where the subexpression with id begins in the source: the
+// leftmost position of it and its descendants (CEL places a binary
+// operator at the operator). Id 0 is the whole expression, which begins at
+// 1:0.
+func startOf(a *celast.AST, id int64) (line, col int) {
+	if id == 0 {
+		return 1, 0
+	}
+	e := celast.NavigateAST(a)
+	var target celast.NavigableExpr
+	for _, x := range celast.MatchDescendants(e, func(x celast.NavigableExpr) bool { return x.ID() == id }) {
+		target = x
+	}
+	loc := a.SourceInfo().GetStartLocation(id)
+	line, col = loc.Line(), loc.Column()
+	if target == nil {
+		return line, col
+	}
+	for _, x := range celast.MatchDescendants(target, func(celast.NavigableExpr) bool { return true }) {
+		l := a.SourceInfo().GetStartLocation(x.ID())
+		xl, xc := l.Line(), l.Column()
+		if x.Kind() == celast.IdentKind {
+			// A qualified variable (event.action) sits at its last dot.
+			if i := strings.LastIndexByte(x.AsIdent(), '.'); i > 0 {
+				xc -= i
+			}
+		}
+		if xl > 0 && (xl < line || xl == line && xc < col) {
+			line, col = xl, xc
+		}
+	}
+	return line, col
 }
 
 // boundedStrings tells CEL's cost estimator that no string a rule sees is
@@ -322,6 +412,18 @@ func (b boundedStrings) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 
 // Name implements detectors.Detector.
 func (s *Set) Name() string { return "rules" }
+
+// Response returns the response rule ruleID suggests, and false when the
+// rule names none or there is no such rule. Findings carry the rule id
+// (schemas.Finding.RuleID), so the response policy (issue 6) looks the
+// suggestion up here rather than in the finding.
+func (s *Set) Response(ruleID string) (Response, bool) {
+	r := s.byID[ruleID]
+	if r == nil || r.response == nil {
+		return Response{}, false
+	}
+	return *r.response, true
+}
 
 // Len returns the number of rules in the set.
 func (s *Set) Len() int { return len(s.rules) }

@@ -146,28 +146,7 @@ func TestFinding(t *testing.T) {
 func TestEveryVariable(t *testing.T) {
 	var evalErrs []string
 	s := mustLoad(t, Options{OnError: func(_ string, err error) { evalErrs = append(evalErrs, err.Error()) }}, "testdata/variables.yaml")
-	ev := &schemas.Event{
-		ID:         "ev-1",
-		Time:       schemas.At(t0),
-		Source:     schemas.Source{Family: schemas.FamilyCloudAudit, Format: "cloudtrail", Account: "123456789012", Region: "eu-west-1", Cluster: "prod-1"},
-		Identity:   role,
-		Credential: schemas.Credential{ID: "ASIAEXAMPLE", Type: "aws_session"},
-		Actor:      schemas.Actor{IP: "10.0.1.7", UserAgent: "aws-sdk-go/1.55", Workload: "app-7d9f", Namespace: "payments", Peer: "spiffe://td/ns/web/sa/front"},
-		Action:     "iam:ListRoles",
-		Service:    "iam.amazonaws.com",
-		Target:     schemas.Target{Resource: "arn:aws:iam::123456789012:role/x", Peer: "spiffe://td/ns/db/sa/pg"},
-		Outcome:    schemas.Outcome{Result: schemas.ResultDenied, Status: 403, ErrorCode: "AccessDenied"},
-		BytesIn:    512,
-		BytesOut:   2048,
-		DurationMS: 12.5,
-	}
-	p := profile(role, []uint32{3, 5}, []string{"iam:ListRoles", "s3:GetObject"}, []string{"10.0.1.0/24"})
-	p.Apply(&baseline.Baseline{Known: []baseline.KnownSet{{Dim: "peer", Stability: baseline.Stability{Size: 1},
-		Values: []baseline.KnownValue{{Value: "spiffe://td/ns/db/sa/pg"}}}}}, baseline.DefaultClasses())
-	in := &detectors.Input{
-		Event: ev, Profile: p, Learning: true, Now: t0.Add(time.Minute),
-		Window: baseline.Window{Count: 15, Denied: 12, Failures: 1, BytesOut: 4096},
-	}
+	in := everyVariableInput()
 	fired := ruleIDs(s.Detect(in, nil))
 	if len(evalErrs) > 0 {
 		t.Errorf("evaluation errors:\n%s", strings.Join(evalErrs, "\n"))
@@ -179,6 +158,58 @@ func TestEveryVariable(t *testing.T) {
 	}
 	if len(fired) != len(variables) {
 		t.Errorf("%d rules fired, want one per variable (%d)", len(fired), len(variables))
+	}
+}
+
+// everyVariableInput gives every variable a value other than its zero:
+// an event with every field, a profile with history, a model and a class,
+// a cohort, and a window with first uses.
+func everyVariableInput() *detectors.Input {
+	id := role
+	id.Name = "app"
+	ev := &schemas.Event{
+		ID:         "ev-1",
+		Time:       schemas.At(t0),
+		Source:     schemas.Source{Family: schemas.FamilyCloudAudit, Format: "cloudtrail", Provider: "aws", Account: "123456789012", Region: "eu-west-1", Cluster: "prod-1"},
+		Identity:   id,
+		Credential: schemas.Credential{ID: "ASIAEXAMPLE", Type: "aws_session", IssuedAt: schemas.At(t0.Truncate(time.Hour).Add(-time.Hour))},
+		Actor:      schemas.Actor{IP: "10.0.1.7", UserAgent: "aws-sdk-go/1.55", Workload: "app-7d9f", Namespace: "payments", Peer: "spiffe://td/ns/web/sa/front", Node: "node-1", Session: "sess-1"},
+		Action:     "iam:ListRoles",
+		Service:    "iam.amazonaws.com",
+		Target:     schemas.Target{Resource: "arn:aws:iam::123456789012:role/x", Peer: "spiffe://td/ns/db/sa/pg"},
+		Outcome:    schemas.Outcome{Result: schemas.ResultDenied, Status: 403, ErrorCode: "AccessDenied"},
+		BytesIn:    512,
+		BytesOut:   2048,
+		DurationMS: 12.5,
+		Issuance: &schemas.Issuance{Credential: "ASIANEW", CredentialType: "aws_sts", Subject: "aws:role/123456789012/other",
+			SANs: []string{"a.example.org", "b.example.org"}, Issuer: "sts", TTLSeconds: 3600, Requester: role.ID},
+	}
+	p := profile(id, []uint32{3, 5}, []string{"iam:ListRoles", "s3:GetObject"}, []string{"10.0.1.0/24"})
+	built := &baseline.Baseline{
+		Class: "ci", Cohort: "k8s:payments/app", DataThrough: t0.Truncate(time.Hour),
+		Known: []baseline.KnownSet{{Dim: "peer", Stability: baseline.Stability{Size: 1},
+			Values: []baseline.KnownValue{{Value: "spiffe://td/ns/db/sa/pg"}}}},
+		Outcome:  baseline.OutcomeProfile{DeniedRatio: 0.25, FailureRatio: 0.125},
+		BytesOut: baseline.Quantiles{Count: 10, P50: 1023, P90: 4095, P99: 65535, Max: 1048575},
+		Issuance: &baseline.IssuanceProfile{TTL: 3600},
+		Graph:    &baseline.Graph{FanIn: 3, FanOut: []baseline.Edge{{Peer: "spiffe://td/ns/db/sa/pg", Route: "GET /a"}, {Peer: "spiffe://td/ns/db/sa/pg", Route: "GET /b"}}},
+	}
+	for h := range baseline.HoursPerWeek {
+		built.Rate.Centre[h], built.Rate.Spread[h] = 8, 2
+	}
+	for h := range built.Activity.HourOfDay {
+		built.Activity.HourOfDay[h] = 0.5
+	}
+	p.Apply(built, baseline.DefaultClasses())
+	c := baseline.NewCache(baseline.CacheOptions{})
+	c.Apply([]*baseline.Baseline{{Identity: schemas.Identity{ID: baseline.CohortPrefix + "k8s:payments/app"},
+		CohortStats: &baseline.CohortBaseline{Cohort: "k8s:payments/app", Size: 4, Rate: 2.5, Actions: map[string]int{"iam:ListRoles": 3}}}})
+	c.Lock()
+	cohort := c.Cohort(p)
+	c.Unlock()
+	return &detectors.Input{
+		Event: ev, Profile: p, Learning: true, Relearning: true, Cohort: cohort, Now: t0.Add(time.Minute),
+		Window: baseline.Window{Count: 15, Denied: 12, Failures: 1, BytesOut: 4096, NewActions: 2, NewPeers: 1},
 	}
 }
 
