@@ -1,0 +1,381 @@
+package burst_test
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/baseline/memstore"
+	"github.com/nhisentry/nhisentry/detectors/burst"
+	"github.com/nhisentry/nhisentry/detectors/detectortest"
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+// t0 is a Monday midnight: histories end there, the judged traffic starts.
+var t0 = time.Date(2026, 11, 9, 0, 0, 0, 0, time.UTC)
+
+var roleActions = []string{"s3:GetObject", "s3:PutObject", "dynamodb:Query", "sqs:SendMessage", "kms:Decrypt"}
+
+// traffic is an identity's events over [from, to): each hour a Poisson
+// number with mean rate(hour) at random instants, cycling through actions,
+// each shaped by shape (outcome, sizes).
+func traffic(seed uint64, from, to time.Time, rate func(time.Time) float64, shape func(*schemas.Event, *rand.Rand)) []schemas.Event {
+	r := rand.New(rand.NewPCG(seed, 7))
+	var evs []schemas.Event
+	for h := from; h.Before(to); h = h.Add(time.Hour) {
+		n := 0
+		if l := rate(h); l > 0 {
+			n = int(distuv.Poisson{Lambda: l, Src: r}.Rand())
+		}
+		offs := make([]int64, n)
+		for i := range offs {
+			offs[i] = r.Int64N(int64(time.Hour))
+		}
+		slices.Sort(offs)
+		for _, o := range offs {
+			ev := detectortest.Event(h.Add(time.Duration(o)), roleActions[r.IntN(len(roleActions))], "10.20.1.7")
+			if shape != nil {
+				shape(&ev, r)
+			}
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
+func flat(rate float64) func(time.Time) float64 { return func(time.Time) float64 { return rate } }
+
+// daily is a service busier in its callers' working hours.
+func daily(night, day float64) func(time.Time) float64 {
+	return func(t time.Time) float64 {
+		if h := t.Hour(); h >= 7 && h < 19 && t.Weekday() != time.Saturday && t.Weekday() != time.Sunday {
+			return day
+		}
+		return night
+	}
+}
+
+// outcomes marks events denied with probability denied and failed with
+// probability failed.
+func outcomes(denied, failed float64) func(*schemas.Event, *rand.Rand) {
+	return func(ev *schemas.Event, r *rand.Rand) {
+		switch u := r.Float64(); {
+		case u < denied:
+			ev.Outcome = schemas.Outcome{Result: schemas.ResultDenied, Status: 403, ErrorCode: "AccessDenied"}
+		case u < denied+failed:
+			ev.Outcome = schemas.Outcome{Result: schemas.ResultFailure, Status: 500, ErrorCode: "InternalError"}
+		}
+	}
+}
+
+// trained is the profile the engine's cache holds after evs: folded online
+// and with the baseline the builder computes from the same events applied,
+// as of through.
+func trained(tb testing.TB, evs []schemas.Event, through time.Time) *baseline.Profile {
+	tb.Helper()
+	ctx := context.Background()
+	st := memstore.New()
+	if err := st.WriteEvents(ctx, evs); err != nil {
+		tb.Fatal(err)
+	}
+	p := &baseline.Profile{Identity: detectortest.Identity}
+	for i := range evs {
+		p.Observe(&evs[i])
+	}
+	err := st.Histories(ctx, nil, through.Add(-35*24*time.Hour), func(h *baseline.History) error {
+		p.Apply(baseline.Build(h, baseline.BuildOptions{Now: through, DataThrough: through}), baseline.DefaultClasses())
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if p.Model() == nil {
+		tb.Fatal("no model built")
+	}
+	return p
+}
+
+// probing is the generator's privilege-probing scenario (bench/gen
+// attacks.go): 40 calls in 20 minutes from start across 27 IAM, EC2, S3,
+// secrets and KMS actions, all but three denied.
+func probing(start time.Time) []schemas.Event {
+	probe := []string{
+		"sts:GetCallerIdentity", "iam:ListUsers", "iam:ListRoles", "iam:GetAccountAuthorizationDetails",
+		"iam:ListAttachedRolePolicies", "iam:ListAccessKeys", "iam:CreateUser", "iam:CreateAccessKey",
+		"iam:AttachRolePolicy", "iam:PutRolePolicy", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
+		"ec2:DescribeSnapshots", "ec2:CreateKeyPair", "ec2:RunInstances", "s3:ListBuckets", "s3:GetBucketPolicy",
+		"s3:PutBucketPolicy", "s3:GetBucketAcl", "secretsmanager:ListSecrets", "secretsmanager:GetSecretValue",
+		"kms:ListKeys", "kms:CreateGrant", "lambda:ListFunctions20150331", "ssm:GetParameters",
+		"organizations:DescribeOrganization", "cloudtrail:DescribeTrails",
+	}
+	r := rand.New(rand.NewPCG(42, 42))
+	seq := slices.Clone(probe)
+	for len(seq) < 40 {
+		seq = append(seq, probe[1+r.IntN(len(probe)-1)])
+	}
+	var evs []schemas.Event
+	for i, a := range seq {
+		ev := detectortest.Event(start.Add(time.Duration(i)*30*time.Second), a, "10.20.1.7")
+		if a != "sts:GetCallerIdentity" && a != "s3:GetBucketAcl" && a != "ec2:DescribeSecurityGroups" {
+			ev.Outcome = schemas.Outcome{Result: schemas.ResultDenied, Status: 403, ErrorCode: "AccessDenied"}
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// failing is n failed calls in the 10 minutes from start.
+func failing(start time.Time, n int) []schemas.Event {
+	var evs []schemas.Event
+	for i := range n {
+		ev := detectortest.Event(start.Add(time.Duration(i)*10*time.Minute/time.Duration(n)), "dynamodb:Query", "10.20.1.7")
+		ev.Outcome = schemas.Outcome{Result: schemas.ResultFailure, Status: 400, ErrorCode: "ResourceNotFoundException"}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// merge orders a and b by time.
+func merge(a, b []schemas.Event) []schemas.Event {
+	out := append(slices.Clone(a), b...)
+	slices.SortStableFunc(out, func(x, y schemas.Event) int { return x.Time.Compare(y.Time.Time) })
+	return out
+}
+
+// run feeds evs through d as the engine would (detect, then observe).
+func run(d *burst.Detector, p *baseline.Profile, evs []schemas.Event) []schemas.Finding {
+	var out []schemas.Finding
+	for i := range evs {
+		out = d.Detect(detectortest.Input(p, &evs[i]), out)
+		p.Observe(&evs[i])
+	}
+	return out
+}
+
+func hourID(kind string, t time.Time) string {
+	return schemas.FindingID(burst.Name, detectortest.Identity.ID, kind, strconv.FormatInt(t.Unix()/3600, 10))
+}
+
+func TestBurst(t *testing.T) {
+	probeAt := t0.Add(26*time.Hour + 40*time.Minute) // Tuesday 02:40
+	type finding struct {
+		kind string
+		at   time.Time
+		sev  schemas.Severity
+	}
+	tests := []struct {
+		name    string
+		profile func(testing.TB) *baseline.Profile
+		judged  []schemas.Event
+		want    []finding
+	}{
+		{
+			name: "privilege probing on a quiet role",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(1, t0.Add(-28*24*time.Hour), t0, flat(1.5), outcomes(0.0015, 0.001)), t0)
+			},
+			judged: merge(traffic(2, t0, t0.Add(72*time.Hour), flat(1.5), outcomes(0.0015, 0.001)), probing(probeAt)),
+			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
+		},
+		{
+			name: "privilege probing on a busy service",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(3, t0.Add(-14*24*time.Hour), t0, daily(40, 300), outcomes(0.03, 0.005)), t0)
+			},
+			judged: merge(traffic(4, t0, t0.Add(48*time.Hour), daily(40, 300), outcomes(0.03, 0.005)), probing(probeAt)),
+			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
+		},
+		{
+			name: "steady trickle of 403s on a seasonal service stays quiet for a week",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(5, t0.Add(-21*24*time.Hour), t0, daily(30, 250), outcomes(0.05, 0.01)), t0)
+			},
+			judged: traffic(6, t0, t0.Add(7*24*time.Hour), daily(30, 250), outcomes(0.05, 0.01)),
+		},
+		{
+			name: "rare 403s with no denial history stay quiet for a week",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(7, t0.Add(-21*24*time.Hour), t0, daily(5, 60), nil), t0)
+			},
+			judged: traffic(8, t0, t0.Add(7*24*time.Hour), daily(5, 60), outcomes(0.003, 0.003)),
+		},
+		{
+			name: "error burst",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(9, t0.Add(-14*24*time.Hour), t0, flat(6), outcomes(0.001, 0.002)), t0)
+			},
+			judged: merge(traffic(10, t0, t0.Add(48*time.Hour), flat(6), outcomes(0.001, 0.002)), failing(probeAt, 30)),
+			want:   []finding{{burst.KindError, probeAt, schemas.SeverityLow}},
+		},
+		{
+			name: "no built baseline yet: probing still fires on the absolute floor",
+			profile: func(testing.TB) *baseline.Profile {
+				return detectortest.History(probeAt.Add(-time.Hour), 72, 2, "10.20.1.7", roleActions...)
+			},
+			judged: probing(probeAt),
+			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
+		},
+		{
+			name: "no built baseline yet: a 2% trickle stays quiet",
+			profile: func(testing.TB) *baseline.Profile {
+				return detectortest.History(t0, 72, 2, "10.20.1.7", roleActions...)
+			},
+			judged: traffic(11, t0, t0.Add(48*time.Hour), flat(300), outcomes(0.02, 0.02)),
+		},
+		{
+			name: "zero baseline ratio is floored: 10 denials of 12 calls fire",
+			profile: func(testing.TB) *baseline.Profile {
+				p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, "10.20.1.7", roleActions...)
+				p.Apply(&baseline.Baseline{DataThrough: probeAt.Add(-time.Hour)}, baseline.DefaultClasses())
+				return p
+			},
+			judged: probing(probeAt)[:12],
+			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
+		},
+		{
+			name: "under min_count stays quiet",
+			profile: func(testing.TB) *baseline.Profile {
+				p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, "10.20.1.7", roleActions...)
+				p.Apply(&baseline.Baseline{DataThrough: probeAt.Add(-time.Hour)}, baseline.DefaultClasses())
+				return p
+			},
+			judged: probing(probeAt)[:9],
+		},
+		{
+			name: "identity still learning",
+			profile: func(testing.TB) *baseline.Profile {
+				return detectortest.History(probeAt.Add(-time.Hour), 10, 2, "10.20.1.7", roleActions...)
+			},
+			judged: probing(probeAt),
+		},
+		{
+			name:    "first event ever",
+			profile: func(testing.TB) *baseline.Profile { return &baseline.Profile{Identity: detectortest.Identity} },
+			judged:  probing(probeAt),
+		},
+	}
+	d := burst.New(burst.DefaultConfig())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(d, tt.profile(t), tt.judged)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d findings, want %d: %+v", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				f := got[i]
+				if id := hourID(w.kind, w.at); f.ID != id {
+					t.Errorf("finding id %s, want the identity-hour-kind id %s", f.ID, id)
+				}
+				if f.Severity != w.sev || f.Detector != burst.Name || f.Analysis.Pattern != schemas.PatternSurge ||
+					f.Score < 50 || f.Score > 100 || len(f.EventIDs) != 1 || f.Explanation == "" {
+					t.Errorf("finding %+v", f)
+				}
+				wantTech := map[string]string{burst.KindDenied: "T1069", burst.KindError: "T1580"}[w.kind]
+				if f.Technique != wantTech {
+					t.Errorf("technique %s, want %s", f.Technique, wantTech)
+				}
+				t.Logf("%s [%s %d] %s", f.Title, f.Severity, f.Score, f.Explanation)
+			}
+		})
+	}
+}
+
+// TestRelearning: a denial burst just after a deploy is reported a step
+// lower, since a release missing a permission is the likelier cause.
+func TestRelearning(t *testing.T) {
+	probeAt := t0.Add(26*time.Hour + 40*time.Minute)
+	p := trained(t, traffic(1, t0.Add(-28*24*time.Hour), t0, flat(1.5), outcomes(0.0015, 0)), t0)
+	d := burst.New(burst.DefaultConfig())
+	var got []schemas.Finding
+	for _, ev := range probing(probeAt) {
+		in := detectortest.Input(p, &ev)
+		in.Relearning = true
+		got = d.Detect(in, got)
+		p.Observe(&ev)
+	}
+	if len(got) != 1 || got[0].Severity != schemas.SeverityMedium {
+		t.Fatalf("got %+v, want one medium finding", got)
+	}
+}
+
+func TestKinds(t *testing.T) {
+	probeAt := t0.Add(26*time.Hour + 40*time.Minute)
+	cfg := burst.DefaultConfig()
+	cfg.Kinds = []string{burst.KindError}
+	p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, "10.20.1.7", roleActions...)
+	if got := run(burst.New(cfg), p, probing(probeAt)); len(got) != 0 {
+		t.Fatalf("denied burst reported with kinds [error]: %+v", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if errs := (burst.Config{}).Validate(); len(errs) != 7 {
+		t.Fatalf("zero config: %d errors, want 7: %v", len(errs), errs)
+	}
+	bad := burst.DefaultConfig()
+	bad.Kinds = []string{"denied", "timeouts"}
+	if errs := bad.Validate(); len(errs) != 1 {
+		t.Fatalf("unknown kind: %v", errs)
+	}
+	if errs := burst.DefaultConfig().Validate(); len(errs) != 0 {
+		t.Fatalf("default config: %v", errs)
+	}
+}
+
+// BenchmarkDetect times one event against a trained role: "quiet" is the
+// common successful call, "quiet_denied" a denial that computes the tail
+// without crossing, "firing" the denial that crosses and builds a finding.
+func BenchmarkDetect(b *testing.B) {
+	p := trained(b, traffic(1, t0.Add(-28*24*time.Hour), t0, flat(20), outcomes(0.01, 0.002)), t0)
+	d := burst.New(burst.DefaultConfig())
+	at := t0.Add(2 * time.Hour)
+	ok := detectortest.Event(at, "s3:GetObject", "10.20.1.7")
+	denied := ok
+	denied.Outcome = schemas.Outcome{Result: schemas.ResultDenied, Status: 403}
+	cases := []struct {
+		name   string
+		ev     *schemas.Event
+		window baseline.Window
+		fires  int
+	}{
+		{"quiet", &ok, baseline.Window{Count: 20}, 0},
+		{"quiet_denied", &denied, baseline.Window{Count: 200, Denied: 12}, 0},
+		{"firing", &denied, baseline.Window{Count: 12, Denied: 10, NewActions: 8}, 1},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			in := detectortest.Input(p, c.ev)
+			c.window.Hour = at.Unix() / 3600
+			in.Window = c.window
+			dst := make([]schemas.Finding, 0, 1)
+			if n := len(d.Detect(in, dst)); n != c.fires {
+				b.Fatalf("%d findings, want %d", n, c.fires)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = d.Detect(in, dst[:0])
+			}
+		})
+	}
+}
+
+// TestTailMatchesDistuv: the tail is gonum's binomial survival function
+// where that is precise.
+func TestTailMatchesDistuv(t *testing.T) {
+	for _, c := range []struct {
+		k, n uint32
+		r    float64
+	}{{10, 40, 0.05}, {3, 10, 0.2}, {20, 200, 0.05}, {1, 1, 0.5}} {
+		want := distuv.Binomial{N: float64(c.n), P: c.r}.Survival(float64(c.k) - 1)
+		if got := burst.Tail(c.k, c.n, c.r); math.Abs(got-want) > 1e-12*max(1, want) {
+			t.Errorf("tail(%d, %d, %v) = %v, distuv says %v", c.k, c.n, c.r, got, want)
+		}
+	}
+}

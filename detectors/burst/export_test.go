@@ -1,0 +1,4 @@
+package burst
+
+// Tail is tail, for tests.
+var Tail = tail
