@@ -1,0 +1,253 @@
+package exfil_test
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/detectors/detectortest"
+	"github.com/nhisentry/nhisentry/detectors/exfil"
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+const mib = 1 << 20
+
+// scrape is the generator's API-key spike (bench/gen attacks.go): n calls
+// in the hour from start for pages of 250 KB to 2 MB.
+func scrape(start time.Time, n int) []schemas.Event {
+	r := rand.New(rand.NewPCG(9, 9))
+	var evs []schemas.Event
+	for i := range n {
+		ev := detectortest.Event(start.Add(time.Duration(i)*time.Hour/time.Duration(n+1)), "GET /v1/orders", "10.20.1.7")
+		ev.BytesOut = uint64(250_000 + r.Int64N(1_750_000))
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// download is one call of size bytes at t.
+func download(t time.Time, size uint64) []schemas.Event {
+	ev := detectortest.Event(t, "s3:GetObject", "10.20.1.7")
+	ev.BytesOut = size
+	return []schemas.Event{ev}
+}
+
+// nightly is a backup job: at 03:00 every day about 200 calls of about
+// 5 MB, nothing else.
+func nightly(t time.Time) float64 {
+	if t.Hour() == 3 {
+		return 200
+	}
+	return 0
+}
+
+// bursty is a sync agent: twice a day on average, at any hour, a run of
+// about 30 calls of about 1 MB.
+func bursty(seed uint64, from, to time.Time) []schemas.Event {
+	r := rand.New(rand.NewPCG(seed, 3))
+	return traffic(seed, from, to, func(time.Time) float64 {
+		if r.Float64() < 2.0/24 {
+			return 30
+		}
+		return 0
+	}, lognormal(1e6, 0.3))
+}
+
+// sometimes sizes an event like shape with probability p, else leaves it
+// at zero bytes (calls whose source logs no size).
+func sometimes(p float64, shape func(*schemas.Event, *rand.Rand)) func(*schemas.Event, *rand.Rand) {
+	return func(ev *schemas.Event, r *rand.Rand) {
+		if r.Float64() < p {
+			shape(ev, r)
+		}
+	}
+}
+
+func hourID(t time.Time) string {
+	return schemas.FindingID(exfil.Name, detectortest.Identity.ID, strconv.FormatInt(t.Unix()/3600, 10))
+}
+
+func TestExfil(t *testing.T) {
+	attack := t0.Add(34 * time.Hour) // Tuesday 10:00, a working hour
+	type want struct {
+		at  time.Time
+		sev schemas.Severity
+	}
+	tests := []struct {
+		name    string
+		profile func(testing.TB) *baseline.Profile
+		judged  []schemas.Event
+		want    []want
+	}{
+		{
+			name: "API key scraping big pages",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0.3, 3), lognormal(20e3, 0.5)), t0)
+			},
+			judged: merge(traffic(2, t0, t0.Add(72*time.Hour), daily(0.3, 3), lognormal(20e3, 0.5)), scrape(attack, 75)),
+			want:   []want{{attack, schemas.SeverityMedium}},
+		},
+		{
+			name: "one download far larger than any before",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(3, t0.Add(-14*24*time.Hour), t0, flat(2), lognormal(20e3, 1.2)), t0)
+			},
+			judged: merge(traffic(4, t0, t0.Add(48*time.Hour), flat(2), lognormal(20e3, 1.2)), download(attack.Add(17*time.Minute), 600*mib)),
+			want:   []want{{attack, schemas.SeverityHigh}},
+		},
+		{
+			name: "a busy service moving gigabytes more than usual",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(5, t0.Add(-21*24*time.Hour), t0, daily(20, 300), lognormal(50e3, 1)), t0)
+			},
+			judged: merge(traffic(6, t0, t0.Add(48*time.Hour), daily(20, 300), lognormal(50e3, 1)),
+				traffic(7, attack, attack.Add(time.Hour), flat(400), lognormal(5e6, 0.3))),
+			want: []want{{attack, schemas.SeverityMedium}},
+		},
+		{
+			name: "seasonal service, a normal week",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(5, t0.Add(-21*24*time.Hour), t0, daily(20, 300), lognormal(50e3, 1)), t0)
+			},
+			judged: traffic(8, t0, t0.Add(7*24*time.Hour), daily(20, 300), lognormal(50e3, 1)),
+		},
+		{
+			name: "nightly backup of a gigabyte, a normal week",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(9, t0.Add(-14*24*time.Hour), t0, nightly, lognormal(5e6, 0.3)), t0)
+			},
+			judged: traffic(10, t0, t0.Add(7*24*time.Hour), nightly, lognormal(5e6, 0.3)),
+		},
+		{
+			name: "bursty sync agent, a normal week",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, bursty(11, t0.Add(-14*24*time.Hour), t0), t0)
+			},
+			judged: bursty(12, t0, t0.Add(7*24*time.Hour)),
+		},
+		{
+			name: "mostly unsized calls with a few large reads, a normal week",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(13, t0.Add(-14*24*time.Hour), t0, flat(60), sometimes(0.01, lognormal(2e6, 0.5))), t0)
+			},
+			judged: traffic(14, t0, t0.Add(7*24*time.Hour), flat(60), sometimes(0.01, lognormal(2e6, 0.5))),
+		},
+		{
+			name: "source that logs no sizes never fires, even at 50 times its volume",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(15, t0.Add(-14*24*time.Hour), t0, flat(100), nil), t0)
+			},
+			judged: traffic(16, t0, t0.Add(2*time.Hour), flat(5000), nil),
+		},
+		{
+			name: "small identity under min_bytes",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(17, t0.Add(-14*24*time.Hour), t0, flat(1), lognormal(2e3, 0.3)), t0)
+			},
+			judged: merge(traffic(18, t0, t0.Add(24*time.Hour), flat(1), lognormal(2e3, 0.3)), download(attack, 8*mib)),
+		},
+		{
+			name: "no built baseline yet",
+			profile: func(testing.TB) *baseline.Profile {
+				return detectortest.History(attack, 72, 2, "10.20.1.7", actions...)
+			},
+			judged: scrape(attack, 75),
+		},
+		{
+			name: "baseline built over no calls",
+			profile: func(testing.TB) *baseline.Profile {
+				p := detectortest.History(attack, 72, 2, "10.20.1.7", actions...)
+				p.Apply(&baseline.Baseline{DataThrough: attack}, baseline.DefaultClasses())
+				return p
+			},
+			judged: scrape(attack, 75),
+		},
+		{
+			name: "identity still learning",
+			profile: func(testing.TB) *baseline.Profile {
+				return detectortest.History(attack, 10, 2, "10.20.1.7", actions...)
+			},
+			judged: scrape(attack, 75),
+		},
+		{
+			name:    "first event ever",
+			profile: func(testing.TB) *baseline.Profile { return &baseline.Profile{Identity: detectortest.Identity} },
+			judged:  download(attack, 600*mib),
+		},
+	}
+	d := exfil.New(exfil.DefaultConfig())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(d, tt.profile(t), tt.judged)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d findings, want %d: %+v", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				f := got[i]
+				if f.ID != hourID(w.at) {
+					t.Errorf("finding id %s, want the identity-hour id %s", f.ID, hourID(w.at))
+				}
+				if f.Severity != w.sev || f.Detector != exfil.Name || f.Technique != "T1567" ||
+					f.Analysis.Pattern != schemas.PatternSurge || f.Score < 60 || f.Score > 100 || len(f.EventIDs) != 1 {
+					t.Errorf("finding %+v", f)
+				}
+				t.Logf("%s [%s %d] %s", f.Title, f.Severity, f.Score, f.Explanation)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if errs := (exfil.Config{}).Validate(); len(errs) != 3 {
+		t.Fatalf("zero config: %d errors, want 3: %v", len(errs), errs)
+	}
+	bad := exfil.DefaultConfig()
+	bad.Z = -1
+	if errs := bad.Validate(); len(errs) != 1 {
+		t.Fatalf("negative z: %v", errs)
+	}
+	if errs := exfil.DefaultConfig().Validate(); len(errs) != 0 {
+		t.Fatalf("default config: %v", errs)
+	}
+}
+
+// BenchmarkDetect times one event against a trained service: "quiet" is
+// the common hour under min_bytes, "quiet_busy" an hour over it that is
+// judged against the baseline and found normal, "firing" the call that
+// crosses the threshold and builds a finding.
+func BenchmarkDetect(b *testing.B) {
+	p := trained(b, traffic(1, t0.Add(-21*24*time.Hour), t0, daily(20, 300), lognormal(50e3, 1)), t0)
+	d := exfil.New(exfil.DefaultConfig())
+	at := t0.Add(34 * time.Hour)
+	ev := detectortest.Event(at, "s3:GetObject", "10.20.1.7")
+	ev.BytesOut = 80e3
+	big := ev
+	big.BytesOut = 900 * mib
+	cases := []struct {
+		name   string
+		ev     *schemas.Event
+		window baseline.Window
+		fires  int
+	}{
+		{"quiet", &ev, baseline.Window{Count: 120, BytesOut: 9 * mib}, 0},
+		{"quiet_busy", &ev, baseline.Window{Count: 300, BytesOut: 30 * mib}, 0},
+		{"firing", &big, baseline.Window{Count: 301, BytesOut: 930 * mib}, 1},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			in := detectortest.Input(p, c.ev)
+			c.window.Hour = at.Unix() / 3600
+			in.Window = c.window
+			dst := make([]schemas.Finding, 0, 1)
+			if n := len(d.Detect(in, dst)); n != c.fires {
+				b.Fatalf("%d findings, want %d", n, c.fires)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = d.Detect(in, dst[:0])
+			}
+		})
+	}
+}
