@@ -1,0 +1,269 @@
+package offhours_test
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/detectors/detectortest"
+	"github.com/nhisentry/nhisentry/detectors/offhours"
+	"github.com/nhisentry/nhisentry/schemas"
+)
+
+// at is one event at each of the times.
+func at(times ...time.Time) []schemas.Event {
+	var evs []schemas.Event
+	for _, t := range times {
+		evs = append(evs, detectortest.Event(t, "s3:GetObject", "10.20.1.7"))
+	}
+	return evs
+}
+
+// hours is active from the hour of day from to the hour of day to
+// (exclusive, wrapping at midnight) at rate calls an hour, silent
+// otherwise.
+func hours(from, to int, rate float64) func(time.Time) float64 {
+	return func(t time.Time) float64 {
+		h := t.Hour()
+		if (from <= to && h >= from && h < to) || (from > to && (h >= from || h < to)) {
+			return rate
+		}
+		return 0
+	}
+}
+
+// sporadic is an identity without a rhythm: in about one hour in a
+// hundred, at any hour, a run of about 20 calls.
+func sporadic(seed uint64) func(time.Time) float64 {
+	r := rand.New(rand.NewPCG(seed, 5))
+	return func(time.Time) float64 {
+		if r.Float64() < 0.01 {
+			return 20
+		}
+		return 0
+	}
+}
+
+// job runs at 02:00 every day for a few minutes.
+func job(t time.Time) float64 {
+	if t.Hour() == 2 {
+		return 12
+	}
+	return 0
+}
+
+func dayID(t time.Time) string {
+	return schemas.FindingID(offhours.Name, detectortest.Identity.ID, t.UTC().Format("2006-01-02"))
+}
+
+func TestOffHours(t *testing.T) {
+	night := t0.Add(24*time.Hour + 3*time.Hour + 12*time.Minute) // Tuesday 03:12
+	type want struct {
+		day time.Time
+		sev schemas.Severity
+	}
+	tests := []struct {
+		name    string
+		profile func(testing.TB) *baseline.Profile
+		judged  []schemas.Event
+		want    []want
+	}{
+		{
+			name: "business-hours service used at 03:00",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0, 20), nil), t0)
+			},
+			judged: merge(traffic(2, t0, t0.Add(72*time.Hour), daily(0, 20), nil), at(night, night.Add(40*time.Minute), night.Add(2*time.Hour))),
+			want:   []want{{night, schemas.SeverityMedium}, {night, schemas.SeverityMedium}},
+		},
+		{
+			name: "business-hours service, a normal week",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0, 20), nil), t0)
+			},
+			judged: traffic(3, t0, t0.Add(7*24*time.Hour), daily(0, 20), nil),
+		},
+		{
+			name: "nightly job run at 14:00, two weeks of history",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(4, t0.Add(-14*24*time.Hour), t0, job, nil), t0)
+			},
+			judged: merge(traffic(5, t0, t0.Add(48*time.Hour), job, nil), at(t0.Add(38*time.Hour+5*time.Minute))),
+			want:   []want{{t0.Add(38 * time.Hour), schemas.SeverityMedium}},
+		},
+		{
+			name: "nightly job, a normal week",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(4, t0.Add(-21*24*time.Hour), t0, job, nil), t0)
+			},
+			judged: traffic(6, t0, t0.Add(7*24*time.Hour), job, nil),
+		},
+		{
+			name: "nightly job moved an hour earlier (daylight saving) is not off hours",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(4, t0.Add(-21*24*time.Hour), t0, job, nil), t0)
+			},
+			judged: at(t0.Add(24*time.Hour+time.Hour+5*time.Minute), t0.Add(48*time.Hour+time.Hour+5*time.Minute)),
+		},
+		{
+			name: "night shift across midnight, used at noon",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(7, t0.Add(-21*24*time.Hour), t0, hours(22, 4, 10), nil), t0)
+			},
+			judged: merge(traffic(8, t0, t0.Add(48*time.Hour), hours(22, 4, 10), nil), at(t0.Add(36*time.Hour+time.Minute))),
+			want:   []want{{t0.Add(36 * time.Hour), schemas.SeverityMedium}},
+		},
+		{
+			name: "24x7 service, a normal week",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(9, t0.Add(-28*24*time.Hour), t0, flat(5), nil), t0)
+			},
+			judged: traffic(10, t0, t0.Add(7*24*time.Hour), flat(5), nil),
+		},
+		{
+			name: "24x7 service used in its nightly maintenance window",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(11, t0.Add(-28*24*time.Hour), t0, hours(6, 3, 5), nil), t0)
+			},
+			judged: at(t0.Add(24*time.Hour + 4*time.Hour + 30*time.Minute)),
+		},
+		{
+			name: "sporadic identity without a rhythm",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(12, t0.Add(-28*24*time.Hour), t0, sporadic(12), nil), t0)
+			},
+			judged: merge(traffic(13, t0, t0.Add(7*24*time.Hour), sporadic(13), nil), at(t0.Add(45*time.Hour+time.Minute))),
+		},
+		{
+			name: "history shorter than min_days",
+			profile: func(tb testing.TB) *baseline.Profile {
+				return trained(tb, traffic(14, t0.Add(-10*24*time.Hour), t0, daily(0, 20), nil), t0)
+			},
+			judged: at(night),
+		},
+		{
+			name: "no built baseline yet",
+			profile: func(testing.TB) *baseline.Profile {
+				return detectortest.History(t0, 72, 2, "10.20.1.7", actions...)
+			},
+			judged: at(night),
+		},
+		{
+			name: "zero baseline",
+			profile: func(testing.TB) *baseline.Profile {
+				p := detectortest.History(t0, 72, 2, "10.20.1.7", actions...)
+				p.Apply(&baseline.Baseline{DataThrough: t0}, baseline.DefaultClasses())
+				return p
+			},
+			judged: at(night),
+		},
+		{
+			name: "identity still learning",
+			profile: func(testing.TB) *baseline.Profile {
+				return detectortest.History(night.Add(-time.Hour), 10, 10, "10.20.1.7", actions...)
+			},
+			judged: at(night),
+		},
+		{
+			name:    "first event ever",
+			profile: func(testing.TB) *baseline.Profile { return &baseline.Profile{Identity: detectortest.Identity} },
+			judged:  at(night),
+		},
+	}
+	d := offhours.New(offhours.DefaultConfig())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(d, tt.profile(t), tt.judged)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d findings, want %d: %+v", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				f := got[i]
+				if f.ID != dayID(w.day) {
+					t.Errorf("finding id %s, want the identity-day id %s", f.ID, dayID(w.day))
+				}
+				if f.Severity != w.sev || f.Detector != offhours.Name || f.Technique != "T1078" ||
+					f.Analysis.Pattern != schemas.PatternOffHours || f.Score < 50 || f.Score > 100 || len(f.EventIDs) != 1 {
+					t.Errorf("finding %+v", f)
+				}
+				t.Logf("%s [%s %d] %s", f.Title, f.Severity, f.Score, f.Explanation)
+			}
+		})
+	}
+}
+
+// TestOneFindingPerDay: a night of activity is one finding id, the next
+// night another.
+func TestOneFindingPerDay(t *testing.T) {
+	p := trained(t, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0, 20), nil), t0)
+	var times []time.Time
+	for day := range 2 {
+		for h := range 4 {
+			times = append(times, t0.Add(time.Duration(24*(day+1)+1+h)*time.Hour+20*time.Minute))
+			times = append(times, t0.Add(time.Duration(24*(day+1)+1+h)*time.Hour+25*time.Minute))
+		}
+	}
+	got := run(offhours.New(offhours.DefaultConfig()), p, at(times...))
+	var ids []string
+	for _, f := range got {
+		ids = append(ids, f.ID)
+	}
+	if len(got) != 8 {
+		t.Errorf("%d findings, want one at the first event of each of the 8 hours", len(got))
+	}
+	if ids = slices.Compact(ids); !slices.Equal(ids, []string{dayID(times[0]), dayID(times[8])}) {
+		t.Errorf("finding ids %v, want one per day", ids)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if errs := (offhours.Config{}).Validate(); len(errs) != 4 {
+		t.Fatalf("zero config: %d errors, want 4: %v", len(errs), errs)
+	}
+	bad := offhours.DefaultConfig()
+	bad.MinPeakShare = 0.01
+	bad.Neighbours = -1
+	if errs := bad.Validate(); len(errs) != 2 {
+		t.Fatalf("bad config: %v", errs)
+	}
+	if errs := offhours.DefaultConfig().Validate(); len(errs) != 0 {
+		t.Fatalf("default config: %v", errs)
+	}
+}
+
+// BenchmarkDetect times one event against a trained business-hours
+// service: "quiet" is a later event of a working hour, "quiet_first" the
+// first event of a working hour (the hour's share is looked up), "firing"
+// the first event of a night hour.
+func BenchmarkDetect(b *testing.B) {
+	p := trained(b, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0, 20), nil), t0)
+	d := offhours.New(offhours.DefaultConfig())
+	day := detectortest.Event(t0.Add(34*time.Hour), "s3:GetObject", "10.20.1.7")
+	night := detectortest.Event(t0.Add(27*time.Hour), "s3:GetObject", "10.20.1.7")
+	cases := []struct {
+		name  string
+		ev    *schemas.Event
+		count uint32
+		fires int
+	}{
+		{"quiet", &day, 7, 0},
+		{"quiet_first", &day, 1, 0},
+		{"firing", &night, 1, 1},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			in := detectortest.Input(p, c.ev)
+			in.Window = baseline.Window{Hour: c.ev.Time.Unix() / 3600, Count: c.count}
+			dst := make([]schemas.Finding, 0, 1)
+			if n := len(d.Detect(in, dst)); n != c.fires {
+				b.Fatalf("%d findings, want %d", n, c.fires)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = d.Detect(in, dst[:0])
+			}
+		})
+	}
+}
