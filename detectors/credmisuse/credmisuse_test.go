@@ -620,3 +620,51 @@ func BenchmarkDetect(b *testing.B) {
 		bench(b, credmisuse.New(credmisuse.DefaultConfig(), nil), []schemas.Event{ev}, true)
 	})
 }
+
+func TestNormalDay(t *testing.T) {
+	// An instance-profile role whose session rotates hourly (the SDK takes
+	// the new one ten minutes before the old expires), calling through a
+	// VPC endpoint and through the NAT gateway it has always used; and a
+	// pod whose projected token the kubelet refreshes every 48 minutes.
+	cfg := credmisuse.DefaultConfig()
+	cfg.SanctionedIssuers = []string{"aws:sts", "k8s:*"}
+	d := credmisuse.New(cfg, nil)
+	rp := history(role, now.Add(-24*time.Hour), 72, "10.30.4.2", "198.51.100.7")
+	sp := history(sa, now.Add(-24*time.Hour), 72, "10.20.1.7")
+	start := now.Add(-24 * time.Hour)
+	var got []schemas.Finding
+	for m := 0; m < 24*60; m++ {
+		at := start.Add(time.Duration(m) * time.Minute)
+		h := (m + 10) / 60 // the session taken at hh:50 serves until hh+1:50
+		issued := start.Add(time.Duration(h)*time.Hour - 10*time.Minute)
+		session := schemas.Credential{ID: fmt.Sprintf("ASIASESSION%09d", h), Type: "aws_sts",
+			IssuedAt: schemas.At(issued), ExpiresAt: schemas.At(issued.Add(time.Hour))}
+		ip := "10.30.4.2"
+		if m%3 == 0 {
+			ip = "198.51.100.7"
+		}
+		ev := use(at, role, session, ip)
+		ev.Actor.Session = "i-0abc12345def67890"
+		got = d.Detect(input(rp, &ev), got)
+		rp.Observe(&ev)
+
+		k := m / 48
+		tok := schemas.Credential{ID: fmt.Sprintf("JTI=pod-%d", k), Type: "k8s_sa_token",
+			IssuedAt: schemas.At(start.Add(time.Duration(k) * 48 * time.Minute)), ExpiresAt: schemas.At(start.Add(time.Duration(k)*48*time.Minute + time.Hour))}
+		if m%48 == 0 {
+			tr := schemas.Event{ID: fmt.Sprint("tr-", k), Time: schemas.At(at), Identity: sa, Source: schemas.Source{Cluster: "prod"},
+				Action: "k8s:create:serviceaccounts/token", Outcome: schemas.Outcome{Result: schemas.ResultSuccess},
+				Issuance: &schemas.Issuance{Credential: tok.ID, CredentialType: "k8s_sa_token", Subject: sa.ID,
+					SANs: []string{"pod:api-5f6d7-xyz12"}, Issuer: "k8s:prod", TTLSeconds: 3600, Requester: sa.ID}}
+			got = d.Detect(input(sp, &tr), got)
+			sp.Observe(&tr)
+		}
+		ev = use(at, sa, tok, "10.20.1.7")
+		ev.Source.Cluster, ev.Actor.Namespace = "prod", "payments"
+		got = d.Detect(input(sp, &ev), got)
+		sp.Observe(&ev)
+	}
+	if len(got) != 0 {
+		t.Fatalf("a normal day raised %d findings:%s", len(got), titles(got))
+	}
+}
