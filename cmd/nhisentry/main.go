@@ -38,6 +38,9 @@ Usage:
                                        identities with new events (--full: every identity)
   nhisentry baseline show [--config FILE | --state FILE] [--json] IDENTITY
                                        print one identity's stored baseline
+  nhisentry rules test [--quiet] [DIR|FILE...]
+                                       run the rules' inline test cases (default: the embedded pack)
+  nhisentry rules lint [DIR|FILE...]   report load errors and rules that can never match
   nhisentry version
 
 Environment overrides: NHI_KAFKA_BROKERS, NHI_KAFKA_GROUP_ID, NHI_CLICKHOUSE_ADDR,
@@ -74,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return baselineCmd(ctx, args[1:], stdout, stderr)
 	case "decode":
 		return decodeCmd(args[1:], os.Stdin, stdout, stderr)
+	case "rules":
+		return rulesCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "nhisentry", version)
 		return nil

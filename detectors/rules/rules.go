@@ -425,6 +425,17 @@ func (s *Set) Response(ruleID string) (Response, bool) {
 	return *r.response, true
 }
 
+// Files lists the files the set's rules came from, in load order.
+func (s *Set) Files() []string {
+	var files []string
+	for _, r := range s.rules {
+		if len(files) == 0 || files[len(files)-1] != r.file {
+			files = append(files, r.file)
+		}
+	}
+	return files
+}
+
 // Len returns the number of rules in the set.
 func (s *Set) Len() int { return len(s.rules) }
 

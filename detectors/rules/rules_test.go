@@ -397,8 +397,8 @@ func TestPack(t *testing.T) {
 func TestRunTestsReportsFailures(t *testing.T) {
 	got := RunTests(mustLoad(t, Options{}, "testdata/failing.yaml"))
 	want := []string{
-		"testdata/failing.yaml:7: wrong-case/passes: ok",
-		"testdata/failing.yaml:10: wrong-case/expects a match that cannot happen: got false, want true",
+		"testdata/failing.yaml:7: wrong-case / passes: PASS",
+		"testdata/failing.yaml:10: wrong-case / expects a match that cannot happen: FAIL: got false, want true",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d results, want %d: %v", len(got), len(want), got)

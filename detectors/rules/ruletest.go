@@ -501,17 +501,18 @@ type TestResult struct {
 // OK reports whether the case passed.
 func (r TestResult) OK() bool { return r.Err == nil && r.Got == r.Want }
 
-// String gives a one-line report such as
-// "pack/default.yaml:14: denied-burst/fires on the tenth denial: got false, want true".
+// String gives a one-line report: the case's place, rule and name, then
+// PASS or FAIL with what was got and wanted, as in
+// "pack/default.yaml:14: denied-burst / fires on the tenth denial: FAIL: got false, want true".
 func (r TestResult) String() string {
-	head := fmt.Sprintf("%s:%d: %s/%s", r.File, r.Line, r.RuleID, r.Name)
+	head := fmt.Sprintf("%s:%d: %s / %s", r.File, r.Line, r.RuleID, r.Name)
 	switch {
 	case r.Err != nil:
-		return head + ": " + r.Err.Error()
+		return head + ": FAIL: error: " + r.Err.Error()
 	case r.OK():
-		return head + ": ok"
+		return head + ": PASS"
 	}
-	return fmt.Sprintf("%s: got %t, want %t", head, r.Got, r.Want)
+	return fmt.Sprintf("%s: FAIL: got %t, want %t", head, r.Got, r.Want)
 }
 
 // RunTests evaluates every inline test case of every rule in s, in load
