@@ -42,6 +42,10 @@ type Baseline struct {
 	Graph    *Graph           `json:"graph,omitempty"`
 	// CohortStats summarises the identity's cohort when it has one.
 	CohortStats *CohortBaseline `json:"cohort_stats,omitempty"`
+	// Features is where the identity's active hours lie in feature space,
+	// for the multivariate outlier detector; nil with fewer than
+	// BuildOptions.FeatureMinHours active hours.
+	Features *FeatureModel `json:"features,omitempty"`
 	// Recent is the hourly activity of the week before DataThrough, which the
 	// cache's online counters continue from: the active hours among the 168
 	// ending with the hour that holds the last instant before DataThrough

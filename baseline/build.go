@@ -29,6 +29,9 @@ type BuildOptions struct {
 	// DefaultMaxCallers.
 	MaxEdges   int
 	MaxCallers int
+	// FeatureMinHours is how many active hours the history needs for a
+	// Baseline.Features. Zero means DefaultFeatureMinHours.
+	FeatureMinHours int
 }
 
 // Defaults of BuildOptions.
@@ -71,6 +74,9 @@ func Build(h *History, o BuildOptions) *Baseline {
 	}
 	if o.MaxCallers <= 0 {
 		o.MaxCallers = DefaultMaxCallers
+	}
+	if o.FeatureMinHours <= 0 {
+		o.FeatureMinHours = DefaultFeatureMinHours
 	}
 	s := scratchPool.Get().(*buildScratch)
 	defer s.release()
@@ -120,6 +126,7 @@ func Build(h *History, o BuildOptions) *Baseline {
 	b.Graph = s.graph(h, o)
 	b.Issuance = s.issuance(h.Issuances, o.DataThrough)
 	b.Cadence = s.cadence(hours)
+	b.Features = s.feat.featureModel(hours, o.FeatureMinHours)
 	b.Recent = recent(hours, o.DataThrough)
 	return b
 }
@@ -135,6 +142,7 @@ type buildScratch struct {
 	idx    []int
 	sweep  []sweepEvent
 	names  []string
+	feat   featureScratch
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(buildScratch) }}

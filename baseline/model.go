@@ -28,6 +28,10 @@ type Model struct {
 	// ActiveShare is, per UTC hour of day, the share of observed days the
 	// identity was active in that hour, in 1/255ths.
 	ActiveShare [24]uint8
+	// features is Baseline.Features compacted (Hours 0 when it has none),
+	// held by value so Profile.Size counts it; here its 60 bytes fill the
+	// padding after ActiveShare, making Model 448 bytes, a size class.
+	features    FeatureStats
 	ActiveHours int
 	// Seconds.
 	MedianGap, LongestGap float32
@@ -51,6 +55,15 @@ type QuantileModel struct {
 	Count         uint64
 	P50, P90, P99 float32
 	Max           float32
+}
+
+// Features is the identity's feature model (Baseline.Features), nil when
+// the baseline had none.
+func (m *Model) Features() *FeatureStats {
+	if m.features.Hours == 0 {
+		return nil
+	}
+	return &m.features
 }
 
 // Centre is the seasonal centre of the hourly rate at hour of week how.
@@ -92,6 +105,9 @@ func newModel(b *Baseline) *Model {
 		DeniedRatio: float32(b.Outcome.DeniedRatio), FailureRatio: float32(b.Outcome.FailureRatio),
 		BytesOut: quantileModel(b.BytesOut),
 		Cadence:  b.Cadence, Issuance: b.Issuance,
+	}
+	if b.Features != nil {
+		m.features = b.Features.stats()
 	}
 	for h := range HoursPerWeek {
 		m.centre[h] = logCount(b.Rate.Centre[h])
