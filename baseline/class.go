@@ -95,14 +95,18 @@ func (cs Classes) Validate() []error {
 	return errs
 }
 
-// Named returns the class called name, or the default class.
+// Named returns the class called name, or the default class (the built-in
+// one when the list has none).
 func (cs Classes) Named(name string) *Class {
 	for i := range cs {
 		if cs[i].Name == name {
 			return &cs[i]
 		}
 	}
-	return cs.Named(ClassService)
+	if name != ClassService {
+		return cs.Named(ClassService)
+	}
+	return defaultClass
 }
 
 // Match returns the class whose matchers accept id, or the default.

@@ -88,3 +88,12 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+func TestNamedFallsBackToTheDefaultClass(t *testing.T) {
+	if c := Classes(nil).Named("ci"); c.Name != ClassService {
+		t.Errorf("empty list: %s", c.Name)
+	}
+	if c := DefaultClasses().Named("nope"); c.Name != ClassService {
+		t.Errorf("unknown name: %s", c.Name)
+	}
+}

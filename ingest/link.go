@@ -110,6 +110,10 @@ func (l *Linker) evict(now time.Time) {
 	}
 }
 
+// LinkLookup resolves a credential to its issuance link; detectors that judge
+// credential use take one (Linker.Lookup).
+type LinkLookup func(credential string) (Link, bool)
+
 // Lookup returns the link of a credential.
 func (l *Linker) Lookup(credential string) (Link, bool) {
 	l.mu.Lock()

@@ -13,8 +13,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/baseline/chstore"
-	"github.com/nhisentry/nhisentry/detectors/novelty"
-	"github.com/nhisentry/nhisentry/detectors/volume"
+	"github.com/nhisentry/nhisentry/detectors/builtin"
 	"github.com/nhisentry/nhisentry/ingest/formats"
 )
 
@@ -71,9 +70,9 @@ type RetentionConfig struct {
 
 // DetectConfig tunes the detectors and names the rule files.
 type DetectConfig struct {
-	NewValue novelty.Config `yaml:"new_value"`
-	Volume   volume.Config  `yaml:"volume"`
-	Rules    []string       `yaml:"rules"`
+	// The built-in detectors, one key each (new_value, volume, …, disabled).
+	Builtin builtin.Config `yaml:",inline"`
+	Rules   []string       `yaml:"rules"`
 	// RuleCostLimit bounds each CEL evaluation; 0 uses the engine default.
 	RuleCostLimit uint64 `yaml:"rule_cost_limit"`
 }
@@ -110,8 +109,7 @@ func defaultConfig() Config {
 			Retention: RetentionConfig{Events: 90 * 24 * time.Hour, Rollups: 400 * 24 * time.Hour, Findings: 400 * 24 * time.Hour},
 		},
 		Detect: DetectConfig{
-			NewValue: novelty.DefaultConfig(),
-			Volume:   volume.DefaultConfig(),
+			Builtin: builtin.DefaultConfig(),
 		},
 		Pipeline: PipelineConfig{MaxRecordBytes: 1 << 20, DrainTimeout: 30 * time.Second},
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:9464"},
@@ -256,12 +254,7 @@ func (c *Config) validate() []error {
 	if r.Rollups > 0 && r.Rollups < c.Baseline.Rebuild.History {
 		bad("baseline.retention.rollups", "%v is shorter than the history the builder reads (%v)", r.Rollups, c.Baseline.Rebuild.History)
 	}
-	for _, err := range c.Detect.NewValue.Validate() {
-		bad("detect.new_value", "%v", err)
-	}
-	for _, err := range c.Detect.Volume.Validate() {
-		bad("detect.volume", "%v", err)
-	}
+	errs = append(errs, c.Detect.Builtin.Validate("detect.")...)
 	for i, r := range c.Detect.Rules {
 		if _, err := os.Stat(r); err != nil {
 			bad(fmt.Sprintf("detect.rules[%d]", i), "%v", err)

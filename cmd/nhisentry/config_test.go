@@ -34,7 +34,7 @@ kafka:
   findings_topic: a
 clickhouse: {addr: ""}
 detect:
-  volume: {z: -1, ratio: 3, min_count: 30, min_hours: 24}
+  volume_spike: {z: -1, ratio: 3, min_count: 30, min_hours: 24}
   rules: [missing.yaml]
 log: {level: loud}
 `,
@@ -45,7 +45,7 @@ log: {level: loud}
 				`kafka.findings_topic: topic "a" is also an input`,
 				"kafka.start_from: want earliest or latest",
 				"clickhouse.addr: required",
-				"detect.volume: z must be positive",
+				"detect.volume_spike: z must be positive",
 				"detect.rules[0]:",
 				"log.level:",
 			},

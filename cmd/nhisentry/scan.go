@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -48,12 +49,7 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	for _, err := range cfg.Baseline.Classes.Validate() {
 		errs = append(errs, fmt.Errorf("baseline: %w", err))
 	}
-	for _, err := range cfg.Detect.NewValue.Validate() {
-		errs = append(errs, fmt.Errorf("detect.new_value: %w", err))
-	}
-	for _, err := range cfg.Detect.Volume.Validate() {
-		errs = append(errs, fmt.Errorf("detect.volume: %w", err))
-	}
+	errs = append(errs, cfg.Detect.Builtin.Validate("detect.")...)
 	if err := configErrors(*path, errs); err != nil {
 		return err
 	}
@@ -98,7 +94,8 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		defer remove()
 		cfg.Detect.Rules = []string{file}
 	}
-	dets, _, err := newDetectors(cfg.Detect, prometheus.NewRegistry(), log)
+	linker := ingest.NewLinker(0)
+	dets, _, err := newDetectors(cfg.Detect, linker.Lookup, prometheus.NewRegistry(), log)
 	if err != nil {
 		return err
 	}
@@ -108,12 +105,13 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	out := &ndjsonSink{w: bufio.NewWriterSize(stdout, 64<<10), byDetector: map[string]int{}}
 	eng := engine.New(engine.Options{
-		Cache: cache, Detectors: dets, Events: store, Sinks: []engine.FindingSink{out}, Logger: log,
+		Cache: cache, Detectors: dets, Events: store, Sinks: []engine.FindingSink{out},
+		// Findings go to stdout; the log would repeat each one.
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		// Offline, the clock is the data's: rules comparing event time
 		// with now see the time of the latest event.
 		Now: func() time.Time { return out.now },
 	})
-	linker := ingest.NewLinker(0)
 	for i := 0; i < len(events); i += scanBatch {
 		batch := events[i:min(i+scanBatch, len(events))]
 		linker.Apply(batch)

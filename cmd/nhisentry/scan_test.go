@@ -120,3 +120,43 @@ func TestScanKeepsBaselinesInItsState(t *testing.T) {
 	}
 	t.Logf("first scan %d findings, second %d\n%s", len(first), len(second), summary)
 }
+
+// TestScanFindsEveryAttackInTheDemoWeek scans the demo's generated week
+// (every format, the default population, the injected attacks) and requires
+// a finding on every attacked identity during its attack, with an
+// explanation; it reports the findings per detector and how many fall
+// outside the attacks, per 1,000 identity-days.
+func TestScanFindsEveryAttackInTheDemoWeek(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	paths, labels := writeGenerated(t, gen.Config{Seed: 1, Start: start, Duration: 7 * 24 * time.Hour, Attacks: true})
+	findings, summary := scanFindings(t, paths...)
+	identities := map[string]bool{}
+	perDetector := map[string]int{}
+	matched := map[string]bool{}
+	for _, l := range labels {
+		var hits []string
+		for _, f := range findings {
+			if f.Identity.ID == l.Identity && !f.FirstSeen.Before(l.Start) && !f.FirstSeen.After(l.End.Add(time.Hour)) {
+				matched[f.ID] = true
+				hits = append(hits, f.Detector+"/"+f.RuleID+": "+f.Explanation)
+			}
+		}
+		if len(hits) == 0 {
+			t.Errorf("attack %s on %s (%s) not found", l.Scenario, l.Identity, l.Detail)
+			continue
+		}
+		t.Logf("%s on %s found by %d findings, e.g. %s", l.Scenario, l.Identity, len(hits), hits[0])
+	}
+	outside := 0
+	for _, f := range findings {
+		identities[f.Identity.ID] = true
+		perDetector[f.Detector+"/"+f.RuleID]++
+		if f.Explanation == "" {
+			t.Errorf("finding %s of %s has no explanation", f.ID, f.Detector)
+		}
+		if !matched[f.ID] {
+			outside++
+		}
+	}
+	t.Logf("findings per detector: %v; outside the attacks: %d\n%s", perDetector, outside, summary)
+}

@@ -18,9 +18,8 @@ import (
 	"github.com/nhisentry/nhisentry/baseline/chstore"
 	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/engine"
-	"github.com/nhisentry/nhisentry/detectors/novelty"
+	"github.com/nhisentry/nhisentry/detectors/builtin"
 	"github.com/nhisentry/nhisentry/detectors/rules"
-	"github.com/nhisentry/nhisentry/detectors/volume"
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
@@ -60,7 +59,8 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 		}
 		s.decoders[in.Topic] = d
 	}
-	dets, re, err := newDetectors(cfg.Detect, s.reg, log)
+	s.linker = ingest.NewLinker(0)
+	dets, re, err := newDetectors(cfg.Detect, s.linker.Lookup, s.reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,6 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	}
 	registerCacheMetrics(s.reg, s.cache)
 	log.Info("baselines loaded", "identities", s.cache.Len(), "took", time.Since(start).Round(time.Millisecond))
-	s.linker = ingest.NewLinker(0)
 	err = store.LoadIssuances(ctx, func(ev *schemas.Event) {
 		if k, ok := ingest.LinkOf(ev); ok {
 			s.linker.Add(k)
@@ -137,14 +136,14 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	return s, nil
 }
 
-// newDetectors builds the built-in detectors and, when rule files are
+// newDetectors builds the enabled built-in detectors and, when rule files are
 // configured, the CEL rule engine, whose evaluation errors are counted in reg.
-func newDetectors(cfg DetectConfig, reg prometheus.Registerer, log *slog.Logger) ([]detectors.Detector, *rules.Engine, error) {
+func newDetectors(cfg DetectConfig, lookup ingest.LinkLookup, reg prometheus.Registerer, log *slog.Logger) ([]detectors.Detector, *rules.Engine, error) {
 	ruleErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nhi_rules_eval_errors_total", Help: "CEL rule evaluations that failed (cost limit, runtime error), by rule.",
 	}, []string{"rule"})
 	reg.MustRegister(ruleErrors)
-	dets := []detectors.Detector{novelty.New(cfg.NewValue), volume.New(cfg.Volume)}
+	dets := builtin.New(cfg.Builtin, lookup)
 	if len(cfg.Rules) == 0 {
 		return dets, nil, nil
 	}
