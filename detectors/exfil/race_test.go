@@ -1,0 +1,5 @@
+//go:build race
+
+package exfil_test
+
+func init() { raceEnabled = true }
