@@ -1,0 +1,5 @@
+//go:build race
+
+package offhours_test
+
+func init() { raceEnabled = true }
