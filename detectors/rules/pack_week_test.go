@@ -119,6 +119,10 @@ func TestPackQuietOnNormalWeek(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := gen.Config{Seed: 7}
+	if raceEnabled {
+		// A quarter of the default population, still a full week.
+		cfg.Workloads, cfg.Roles, cfg.APIKeys, cfg.VaultClients = 30, 15, 15, 10
+	}
 	normal, n, _ := runWeek(t, cfg, s)
 	t.Logf("normal week: %d events, %d rules", n, s.Len())
 	for _, id := range sortedKeys(normal.counts) {
