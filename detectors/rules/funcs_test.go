@@ -198,3 +198,58 @@ func TestHistoryInput(t *testing.T) {
 		t.Errorf("window %+v, want this event only, a first use", in.Window)
 	}
 }
+
+func TestHistoryLoadErrors(t *testing.T) {
+	_, err := Load("testdata/bad_history.yaml")
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	want := []string{
+		`testdata/bad_history.yaml:9:39: rule bad-history: unknown key "perhour" in history.generate`,
+		`testdata/bad_history.yaml:13:29: rule bad-history: history.generate: days must be 1–60 and per_hour 1–60`,
+		`testdata/bad_history.yaml:17:40: rule bad-history: history.generate.networks: "10.0.0.0/99" is not a CIDR prefix`,
+		`testdata/bad_history.yaml:21:19: rule bad-history: history[0]: json: unknown field "actoin"`,
+		`testdata/bad_history.yaml:25:16: rule bad-history: class "robot" is not one of the default classes`,
+		`testdata/bad_history.yaml:29:18: rule bad-history: history must be a list of events or {generate: {...}}, got a scalar`,
+		`testdata/bad_history.yaml:33:28: rule bad-history: unknown key "p99" in baseline.model`,
+	}
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		t.Fatalf("%T", err)
+	}
+	got := joined.Unwrap()
+	for i := range max(len(got), len(want)) {
+		switch {
+		case i >= len(got):
+			t.Errorf("missing error %d: %s", i, want[i])
+		case i >= len(want):
+			t.Errorf("unexpected error %d: %s", i, got[i])
+		case !strings.HasPrefix(got[i].Error(), want[i]):
+			t.Errorf("error %d:\n got %s\nwant %s…", i, got[i], want[i])
+		}
+	}
+}
+
+func TestHostIn(t *testing.T) {
+	tests := []struct {
+		prefix string
+		k      int
+		want   string
+	}{
+		{"10.0.1.0/24", 0, "10.0.1.1"},
+		{"10.0.1.0/24", 253, "10.0.1.254"},
+		{"10.0.1.0/24", 254, "10.0.1.1"},
+		{"10.0.1.9/32", 5, "10.0.1.9"},
+		{"10.0.1.8/30", 4, "10.0.1.10"},
+		{"2001:db8::/64", 1, "2001:db8::2"},
+	}
+	for _, tt := range tests {
+		p, err := parseCIDR(tt.prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hostIn(p, tt.k).String(); got != tt.want {
+			t.Errorf("hostIn(%s, %d) = %s, want %s", tt.prefix, tt.k, got, tt.want)
+		}
+	}
+}
