@@ -487,6 +487,38 @@ func (p *Profile) Apply(b *Baseline, classes Classes) {
 	p.dirty = false
 }
 
+// Value returns ev's value in dimension d ("" for none) without building the
+// other dimensions' values.
+func Value(ev *schemas.Event, d Dim) string {
+	switch d {
+	case DimAction:
+		return ev.Action
+	case DimResource:
+		return ev.Target.Resource
+	case DimPeer:
+		return ev.Target.Peer
+	case DimNetwork:
+		return Network(ev.Actor.IP)
+	case DimUserAgent:
+		return ev.Actor.UserAgent
+	case DimRegion:
+		return ev.Source.Region
+	case DimCluster:
+		return ClusterValue(ev.Source.Cluster, ev.Actor.Namespace)
+	case DimIssuer:
+		if ev.Issuance != nil {
+			return ev.Issuance.Issuer
+		}
+	case DimCredential:
+		return ev.Credential.ID
+	case DimEdge:
+		if ev.Target.Peer != "" {
+			return ev.Target.Peer + " " + ev.Action
+		}
+	}
+	return ""
+}
+
 // Values returns the value of every tracked dimension for ev; empty strings
 // mean the event has no value in that dimension.
 func Values(ev *schemas.Event) [NumDims]string {

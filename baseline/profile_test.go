@@ -372,3 +372,16 @@ func TestWindowCountsFirstUses(t *testing.T) {
 		t.Errorf("next hour %+v", w)
 	}
 }
+
+func TestValueMatchesValues(t *testing.T) {
+	ev := event(t0, "GET /v1/x", "10.1.2.3")
+	ev.Target = schemas.Target{Resource: "/v1/x", Peer: "spiffe://td/ns/a/sa/b"}
+	ev.Actor.UserAgent, ev.Actor.Namespace, ev.Source.Region, ev.Credential.ID = "ua", "ns", "r", "c"
+	ev.Issuance = &schemas.Issuance{Issuer: "i"}
+	all := Values(ev)
+	for d := range NumDims {
+		if got := Value(ev, d); got != all[d] {
+			t.Errorf("%s: Value %q, Values %q", d, got, all[d])
+		}
+	}
+}

@@ -124,9 +124,8 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 		return dst
 	}
 	p, ev := in.Profile, in.Event
-	values := baseline.Values(ev)
 	for _, dim := range d.dims {
-		v := values[dim]
+		v := baseline.Value(ev, dim)
 		if v == "" || p.Knows(dim, v) {
 			continue
 		}

@@ -91,6 +91,9 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 	if in.Learning {
 		return dst
 	}
+	if in.Window.Count < d.cfg.MinCount {
+		return dst // below the floor no spike is reported; skip the week's statistics
+	}
 	ev := in.Event
 	hourStart := time.Unix(in.Window.Hour*3600, 0).UTC()
 	mean, sd, hours := in.Profile.HourlyStats(hourStart)
