@@ -126,7 +126,7 @@ func Build(h *History, o BuildOptions) *Baseline {
 	b.Graph = s.graph(h, o)
 	b.Issuance = s.issuance(h.Issuances, o.DataThrough)
 	b.Cadence = s.cadence(hours)
-	b.Features = s.feat.featureModel(hours, o.FeatureMinHours)
+	b.Features = s.feat.featureModel(hours, &b.Rate, o.FeatureMinHours)
 	b.Recent = recent(hours, o.DataThrough)
 	return b
 }

@@ -123,6 +123,14 @@ type FeatureModel struct {
 	// Precision is the upper triangle of (Σ + λI)⁻¹, row by row: (0,0),
 	// (0,1), … (0,k−1), (1,1), … (k−1,k−1).
 	Precision [NumPacked]float64 `json:"precision"`
+	// Residual is how far an active hour's events stray from the seasonal
+	// rate, on the log scale: the root mean square over the active hours of
+	// log1p(events) − log1p(Rate.Centre of the hour's hour of week). The
+	// events feature's SD mixes the daily rhythm with hour-to-hour noise;
+	// Residual is the noise alone, what a count compared with a seasonal
+	// expectation (a cohort's, scaled by the identity's rhythm) is judged
+	// against.
+	Residual float64 `json:"residual"`
 }
 
 // packedIndex is the index of element (i, j) of a symmetric k × k matrix in
@@ -150,18 +158,21 @@ func (f *FeatureModel) Distance2(x Features) float64 {
 }
 
 // FeatureStats is a FeatureModel compacted for the cache (Model.Features):
-// the mean and the precision matrix as float32, 60 bytes. Float32 keeps
-// seven digits; the ridge bounds the precision matrix's condition number by
-// (largest variance + λ)/λ, a few thousand for hourly data, so D² keeps
-// about three.
+// the mean, the residual and the precision matrix as float32, 60 bytes; the
+// hours it covers are the Model's ActiveHours. Float32 keeps seven digits;
+// the ridge bounds the precision matrix's condition number by (largest
+// variance + λ)/λ, a few thousand for hourly data, so D² keeps about three.
 type FeatureStats struct {
-	Hours uint32
-	Mean  [NumFeatures]float32
-	prec  [NumPacked]float32
+	Mean [NumFeatures]float32
+	// Residual is FeatureModel.Residual.
+	Residual float32
+	// prec is the packed precision matrix; its diagonal is positive (at
+	// least 1/(largest variance + λ)), so a zero prec[0] means no model.
+	prec [NumPacked]float32
 }
 
 func (f *FeatureModel) stats() FeatureStats {
-	s := FeatureStats{Hours: uint32(min(f.Hours, math.MaxUint32))}
+	s := FeatureStats{Residual: float32(f.Residual)}
 	for i, m := range f.Mean {
 		s.Mean[i] = float32(m)
 	}
@@ -220,9 +231,9 @@ type featureScratch struct {
 }
 
 // featureModel computes the FeatureModel of the active hours (one row per
-// hour, each with events); nil with fewer than minHours of them or when the
-// statistics are not finite.
-func (s *featureScratch) featureModel(hours []HourRollup, minHours int) *FeatureModel {
+// hour, each with events, ascending) with their seasonal rate r; nil with
+// fewer than minHours of them or when the statistics are not finite.
+func (s *featureScratch) featureModel(hours []HourRollup, r *Rate, minHours int) *FeatureModel {
 	n := len(hours)
 	if n < minHours || n < 2 {
 		return nil
@@ -247,6 +258,12 @@ func (s *featureScratch) featureModel(hours []HourRollup, minHours int) *Feature
 	if !s.meanCovPrecision(s.colViews, FeatureRidge, f.Mean[:]) {
 		return nil
 	}
+	var ss float64
+	for i := range hours {
+		res := s.cols[FeatureEvents][i] - math.Log1p(r.Centre[hourOfWeek(hours[i].Hour)])
+		ss += res * res
+	}
+	f.Residual = math.Sqrt(ss / float64(n))
 	for i := range NumFeatures {
 		f.SD[i] = math.Sqrt(s.cov.At(i, i))
 		for j := i; j < NumFeatures; j++ {

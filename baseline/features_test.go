@@ -153,6 +153,16 @@ func TestBuildFeatures(t *testing.T) {
 			t.Errorf("%s: mean %v sd %v, want %v %v", FeatureName(k), f.Mean[k], f.SD[k], m, sd)
 		}
 	}
+	// The residual is the spread of log1p(events) around the seasonal
+	// centre of each hour's hour of week.
+	var ss float64
+	for _, r := range h.Hours {
+		res := math.Log1p(float64(r.Events)) - math.Log1p(b.Rate.Centre[weekHour(time.Unix(r.Hour*3600, 0).UTC())])
+		ss += res * res
+	}
+	if want := math.Sqrt(ss / 600); !near(f.Residual, want) || f.Residual >= f.SD[FeatureEvents] {
+		t.Errorf("residual %v, want %v, below the events SD %v", f.Residual, want, f.SD[FeatureEvents])
+	}
 	if d := f.Distance2(f.Mean); d != 0 {
 		t.Errorf("distance of the mean %v", d)
 	}
@@ -174,7 +184,7 @@ func TestBuildFeatures(t *testing.T) {
 	// The cached model carries it in float32, with the same distances.
 	m := newModel(b)
 	s := m.Features()
-	if s == nil || s.Hours != 600 {
+	if s == nil || m.ActiveHours != 600 || !near(float64(s.Residual), f.Residual) && math.Abs(float64(s.Residual)-f.Residual) > 1e-6 {
 		t.Fatalf("model features %+v", s)
 	}
 	for _, x := range []Features{h.Hours[3].Features(), {5, 0.6, 0.02, 9.9}, {1, 0, 0, 1}} {

@@ -28,7 +28,7 @@ type Model struct {
 	// ActiveShare is, per UTC hour of day, the share of observed days the
 	// identity was active in that hour, in 1/255ths.
 	ActiveShare [24]uint8
-	// features is Baseline.Features compacted (Hours 0 when it has none),
+	// features is Baseline.Features compacted (zero when it has none),
 	// held by value so Profile.Size counts it; here its 60 bytes fill the
 	// padding after ActiveShare, making Model 448 bytes, a size class.
 	features    FeatureStats
@@ -60,7 +60,7 @@ type QuantileModel struct {
 // Features is the identity's feature model (Baseline.Features), nil when
 // the baseline had none.
 func (m *Model) Features() *FeatureStats {
-	if m.features.Hours == 0 {
+	if m.features.prec[0] == 0 {
 		return nil
 	}
 	return &m.features
