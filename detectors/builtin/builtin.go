@@ -19,6 +19,7 @@ import (
 	"github.com/nhisentry/nhisentry/detectors/meshgraph"
 	"github.com/nhisentry/nhisentry/detectors/novelty"
 	"github.com/nhisentry/nhisentry/detectors/offhours"
+	"github.com/nhisentry/nhisentry/detectors/outlier"
 	"github.com/nhisentry/nhisentry/detectors/volume"
 	"github.com/nhisentry/nhisentry/ingest"
 )
@@ -38,6 +39,7 @@ type Config struct {
 	CadenceBreak     cadence.Config    `yaml:"cadence_break"`
 	MeshGraph        meshgraph.Config  `yaml:"mesh_graph"`
 	IssuanceUse      issueuse.Config   `yaml:"issuance_use"`
+	Outlier          outlier.Config    `yaml:"multivariate_outlier"`
 	Disabled         []string          `yaml:"disabled"`
 }
 
@@ -48,6 +50,7 @@ func DefaultConfig() Config {
 		ExfilVolume: exfil.DefaultConfig(), Dormant: dormant.DefaultConfig(), CredentialMisuse: credmisuse.DefaultConfig(),
 		Issuance: issuance.DefaultConfig(), PeerFanout: fanout.DefaultConfig(), OffHours: offhours.DefaultConfig(),
 		CadenceBreak: cadence.DefaultConfig(), MeshGraph: meshgraph.DefaultConfig(), IssuanceUse: issueuse.DefaultConfig(),
+		Outlier: outlier.DefaultConfig(),
 	}
 }
 
@@ -89,6 +92,8 @@ var registry = []entry{
 		func(c *Config, l ingest.LinkLookup) detectors.Detector {
 			return issueuse.New(c.IssuanceUse, issueuse.Lookup(l))
 		}},
+	{outlier.Name, func(c *Config) []error { return c.Outlier.Validate() },
+		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return outlier.New(c.Outlier) }},
 }
 
 // Names lists the built-in detectors in the order they run.
