@@ -43,8 +43,11 @@
 // not give.
 //
 // The detector stays quiet while the identity is learning, before it has a
-// model with a cadence, and right after a deploy of its workload (which may
-// change its schedule). The schedule is extrapolated from the model's last
+// model with a cadence of at least MinRuns runs (default 5) and a jitter of
+// at most MaxJitter of the interval (default 5 %; the builder accepts 10 %,
+// which sparse services' random activity meets by chance, as a replay of
+// generated traffic showed), and right after a deploy of its workload
+// (which may change its schedule). The schedule is extrapolated from the model's last
 // run, which the rebuilds keep fresh. Findings: OFF_HOURS and T1078 (Valid
 // Accounts: the job's credential used outside its schedule) for an
 // off-schedule run, RARE and T1053 (Scheduled Task/Job: the schedule was
@@ -80,11 +83,21 @@ type Config struct {
 	// MinMissed is the fewest missed runs reported; 0 reports none (only
 	// off-schedule runs). Default 1.
 	MinMissed int `yaml:"min_missed"`
+	// MinRuns is the fewest runs a cadence must rest on. Default 5: the
+	// builder calls four runs a cadence, which a sparse service's random
+	// activity matches by chance; five is still what 35 days of history
+	// hold of a weekly job.
+	MinRuns int `yaml:"min_runs"`
+	// MaxJitter is the largest jitter, as a share of the interval, of a
+	// cadence judged. Default 0.05: a scheduler starts a job within
+	// minutes, while a service with a loose rhythm the builder accepts (up
+	// to 0.1) runs far off it every other day.
+	MaxJitter float64 `yaml:"max_jitter"`
 }
 
 // DefaultConfig is the configuration used when none is given.
 func DefaultConfig() Config {
-	return Config{JitterK: 4, MinTolerance: 30 * time.Minute, IntervalTolerance: 0.05, MinMissed: 1}
+	return Config{JitterK: 4, MinTolerance: 30 * time.Minute, IntervalTolerance: 0.05, MinMissed: 1, MinRuns: 5, MaxJitter: 0.05}
 }
 
 // Validate lists every problem with the configuration.
@@ -101,6 +114,12 @@ func (c Config) Validate() []error {
 	}
 	if c.MinMissed < 0 {
 		errs = append(errs, fmt.Errorf("min_missed must not be negative, got %d", c.MinMissed))
+	}
+	if c.MinRuns < 4 {
+		errs = append(errs, fmt.Errorf("min_runs must be at least 4 (the builder's own minimum), got %d", c.MinRuns))
+	}
+	if !(c.MaxJitter > 0 && c.MaxJitter <= 0.1) {
+		errs = append(errs, fmt.Errorf("max_jitter must be within (0, 0.1] (the builder's own maximum), got %v", c.MaxJitter))
 	}
 	return errs
 }
@@ -137,7 +156,7 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 	}
 	p, ev := in.Profile, in.Event
 	m := p.Model()
-	if m == nil || m.Cadence == nil || m.Cadence.Interval <= 0 || p.Events == 0 {
+	if m == nil || m.Cadence == nil || p.Events == 0 || !d.judged(m.Cadence) {
 		return dst
 	}
 	t := ev.Time.Time
@@ -167,6 +186,11 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 		return dst
 	}
 	return d.report(in, c, t, dev, tol, n, missed, offSchedule, missedReport, dst)
+}
+
+// judged reports whether c is regular enough, on enough runs, to judge.
+func (d *Detector) judged(c *baseline.Cadence) bool {
+	return c.Interval > 0 && c.Runs >= d.cfg.MinRuns && c.Jitter <= d.cfg.MaxJitter*c.Interval
 }
 
 func (d *Detector) tolerance(c *baseline.Cadence) float64 {

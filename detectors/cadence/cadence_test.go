@@ -218,8 +218,8 @@ func TestEdgeCases(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	if errs := (cadence.Config{IntervalTolerance: 0.5, MinMissed: -1}).Validate(); len(errs) != 4 {
-		t.Fatalf("bad config: %d errors, want 4: %v", len(errs), errs)
+	if errs := (cadence.Config{IntervalTolerance: 0.5, MinMissed: -1, MaxJitter: 0.2}).Validate(); len(errs) != 6 {
+		t.Fatalf("bad config: %d errors, want 6: %v", len(errs), errs)
 	}
 	if errs := cadence.DefaultConfig().Validate(); len(errs) != 0 {
 		t.Fatalf("default config: %v", errs)
