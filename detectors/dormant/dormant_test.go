@@ -166,6 +166,26 @@ func TestEdgeCases(t *testing.T) {
 			t.Fatalf("a class without dormancy raised %+v", got)
 		}
 	})
+	t.Run("learning by age but not by events: judged like any other", func(t *testing.T) {
+		classes := baseline.Classes{
+			{Name: "slow", Identities: []string{"*"}, Learning: baseline.Learning{MinAge: 30 * 24 * time.Hour, MinEvents: 10}, Dormancy: 3 * 24 * time.Hour},
+			*baseline.DefaultClasses().Named(baseline.ClassService),
+		}
+		p := &baseline.Profile{Identity: service}
+		p.Apply(&baseline.Baseline{Identity: service, Class: "slow"}, classes)
+		for _, ev := range schedule(service, start, start.Add(24*time.Hour), func(time.Time) bool { return true }) {
+			p.Observe(&ev)
+		}
+		ev := eventOf(service, p.LastSeen.Add(6*24*time.Hour), "s3:GetObject")
+		in := detectortest.Input(p, &ev)
+		if !in.Learning {
+			t.Fatal("the identity should still be learning by age")
+		}
+		got := d.Detect(in, nil)
+		if len(got) != 1 || got[0].Severity != schemas.SeverityMedium || got[0].Score != 65 || strings.Contains(got[0].Explanation, "thin history") {
+			t.Fatalf("got %+v", got)
+		}
+	})
 	t.Run("zero baseline: a model with no gaps", func(t *testing.T) {
 		through := start.Add(2 * 24 * time.Hour)
 		p := profileOf(service, "service", schedule(service, start, through, func(time.Time) bool { return true }), through)
