@@ -103,33 +103,62 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := cache.Load(ctx); err != nil {
 		return err
 	}
+	// Findings go to stdout and the summary to stderr; per-finding and
+	// per-rebuild log lines would only repeat them.
+	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	out := &ndjsonSink{w: bufio.NewWriterSize(stdout, 64<<10), byDetector: map[string]int{}}
 	eng := engine.New(engine.Options{
 		Cache: cache, Detectors: dets, Events: store, Sinks: []engine.FindingSink{out},
-		// Findings go to stdout; the log would repeat each one.
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		// Offline, the clock is the data's: rules comparing event time
 		// with now see the time of the latest event.
 		Now: func() time.Time { return out.now },
 	})
-	for i := 0; i < len(events); i += scanBatch {
-		batch := events[i:min(i+scanBatch, len(events))]
+	rebuild := cfg.Baseline.Rebuild
+	rebuild.Clock = func() time.Time { return out.now }
+	rb := baseline.NewRebuilder(store, cache, cfg.Baseline.Classes, rebuild, quiet)
+	built := 0
+	rebuildNow := func() error {
+		st, err := rb.Rebuild(ctx, false)
+		built += st.Built
+		return err
+	}
+	// Baselines are rebuilt at every midnight of event time, as the service's
+	// schedule would have done while the logs were written, so detectors
+	// that need a built model work within one scan; event time makes the
+	// result the same on every run.
+	day := int64(-1)
+	for i := 0; i < len(events); {
+		n := min(scanBatch, len(events)-i)
+		if d := events[i].Time.Unix() / 86400; d != day {
+			if day >= 0 {
+				if err := rebuildNow(); err != nil {
+					return fmt.Errorf("scan: %w", err)
+				}
+			}
+			day = d
+		}
+		// A batch ends at the next midnight.
+		for j := i + 1; j < i+n; j++ {
+			if events[j].Time.Unix()/86400 != day {
+				n = j - i
+				break
+			}
+		}
+		batch := events[i : i+n]
 		linker.Apply(batch)
 		out.now = batch[len(batch)-1].Time.Time
 		if err := eng.Handle(ctx, batch); err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}
+		i += n
 	}
 	if err := out.w.Flush(); err != nil {
 		return fmt.Errorf("scan: write findings: %w", err)
 	}
 
 	// 3. Baselines from what was learned, kept for the next scan.
-	rebuild := cfg.Baseline.Rebuild
-	rebuild.Clock = func() time.Time { return out.now }
-	rb := baseline.NewRebuilder(store, cache, cfg.Baseline.Classes, rebuild, log)
-	rst, err := rb.Rebuild(ctx, false)
-	if err != nil {
+	if err := rebuildNow(); err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
 	if *state != "" {
@@ -138,7 +167,7 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	printDecodeSummary(stderr, tallies)
-	printScanSummary(stderr, len(events), cache.Len(), rst.Built, out.byDetector, time.Since(start))
+	printScanSummary(stderr, len(events), cache.Len(), built, out.byDetector, time.Since(start))
 	return nil
 }
 
