@@ -100,6 +100,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/internal/bounded"
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
@@ -237,9 +238,9 @@ type Detector struct {
 	workloadIDs, sanctioned   globs
 	workloadTypes, staticType map[string]bool
 
-	sources *lru[source]
-	revoked *lru[revocation]
-	bound   *lru[[]boundCred]
+	sources *bounded.LRU[string, source]
+	revoked *bounded.LRU[string, revocation]
+	bound   *bounded.LRU[string, []boundCred]
 }
 
 // source is the last use of a credential.
@@ -272,7 +273,9 @@ func New(cfg Config, lookup Lookup) *Detector {
 		cfg: cfg, lookup: lookup,
 		workloadIDs: globs(cfg.WorkloadIdentities), sanctioned: globs(cfg.SanctionedIssuers),
 		workloadTypes: set(cfg.WorkloadCredentialTypes), staticType: set(cfg.StaticCredentialTypes),
-		sources: newLRU[source](), revoked: newLRU[revocation](), bound: newLRU[[]boundCred](),
+		sources: bounded.NewLRU[string, source](cfg.MaxCredentials, nil),
+		revoked: bounded.NewLRU[string, revocation](cfg.MaxRevoked, nil),
+		bound:   bounded.NewLRU[string, []boundCred](cfg.MaxBoundObjects, nil),
 	}
 	d.internal, _ = parseRanges("internal_cidrs", cfg.InternalCIDRs)
 	d.nat, _ = parseRanges("nat_cidrs", cfg.NATCIDRs)
@@ -421,12 +424,9 @@ func (d *Detector) sourcesAtOnce(in *detectors.Input, addr netip.Addr, dst []sch
 	cred := ev.Credential.ID
 	net := network(addr)
 	t := ev.Time.UnixNano()
-	s, ok := d.sources.get(cred, true)
+	s, ok := d.sources.Get(cred)
 	if !ok {
-		for d.sources.Len() >= d.cfg.MaxCredentials {
-			d.sources.removeOldest()
-		}
-		s = d.sources.add(strings.Clone(cred))
+		s = d.sources.Add(strings.Clone(cred))
 		*s = source{net: net, at: t, ours: d.ours(in.Profile, addr, net)}
 		return dst
 	}
@@ -493,13 +493,13 @@ func (d *Detector) revokedUse(ev *schemas.Event, dst []schemas.Finding) []schema
 	if d.revoked.Len() == 0 {
 		return dst
 	}
-	r, ok := d.revoked.get(ev.Credential.ID, false)
+	r, ok := d.revoked.Peek(ev.Credential.ID)
 	if !ok {
 		return dst
 	}
 	t := ev.Time.UnixNano()
 	if t > r.until {
-		d.revoked.remove(ev.Credential.ID)
+		d.revoked.Remove(ev.Credential.ID)
 		return dst
 	}
 	after := time.Duration(t - r.at)
@@ -589,12 +589,9 @@ func (d *Detector) bind(ev *schemas.Event) {
 		if is.TTLSeconds > 0 {
 			until = t + is.TTLSeconds*int64(time.Second) + int64(d.cfg.ClockSkew)
 		}
-		l, ok := d.bound.get(key, true)
+		l, ok := d.bound.Get(key)
 		if !ok {
-			for d.bound.Len() >= d.cfg.MaxBoundObjects {
-				d.bound.removeOldest()
-			}
-			l = d.bound.add(key)
+			l = d.bound.Add(key)
 		}
 		kept := (*l)[:0]
 		for _, c := range *l {
@@ -628,14 +625,14 @@ func (d *Detector) revocation(ev *schemas.Event) {
 			return
 		}
 		key := ev.Source.Cluster + "/" + ev.Target.Resource
-		l, ok := d.bound.get(key, false)
+		l, ok := d.bound.Peek(key)
 		if !ok {
 			return
 		}
 		for _, c := range *l {
 			d.revoke(ev, c.cred, "bound secret "+ev.Target.Resource+" deleted", c.until)
 		}
-		d.bound.remove(key)
+		d.bound.Remove(key)
 	}
 }
 
@@ -654,14 +651,11 @@ func (d *Detector) revoke(ev *schemas.Event, cred, how string, until int64) {
 			}
 		}
 	}
-	if r, ok := d.revoked.get(cred, false); ok {
+	if r, ok := d.revoked.Peek(cred); ok {
 		r.at, r.until = min(r.at, at), max(r.until, until)
 		return
 	}
-	for d.revoked.Len() >= d.cfg.MaxRevoked {
-		d.revoked.removeOldest()
-	}
-	*d.revoked.add(strings.Clone(cred)) = revocation{at: at, until: until, by: strings.Clone(ev.ID), how: how}
+	*d.revoked.Add(strings.Clone(cred)) = revocation{at: at, until: until, by: strings.Clone(ev.ID), how: how}
 }
 
 // credName names the credential an event used.
