@@ -77,6 +77,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/internal/bounded"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -177,7 +178,7 @@ func (c Config) Validate() []error {
 type Detector struct {
 	cfg    Config
 	tokens map[string]bool
-	ids    *lru[tracked]
+	ids    *bounded.LRU[string, tracked]
 	total  int // credentials held over all identities
 }
 
@@ -199,7 +200,9 @@ var seed = maphash.MakeSeed()
 
 // New builds the detector; cfg must have passed Validate.
 func New(cfg Config) *Detector {
-	d := &Detector{cfg: cfg, tokens: make(map[string]bool, len(cfg.TokenTypes)), ids: newLRU[tracked]()}
+	d := &Detector{cfg: cfg, tokens: make(map[string]bool, len(cfg.TokenTypes))}
+	// The least recently issuing identity goes first, with its credentials.
+	d.ids = bounded.NewLRU(cfg.MaxIdentities, func(_ string, st *tracked) { d.total -= len(st.valid) })
 	for _, t := range cfg.TokenTypes {
 		d.tokens[t] = true
 	}
@@ -250,20 +253,10 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 // state returns the identity's state, creating it (and making room) when
 // new. The pointer is valid until the next state call.
 func (d *Detector) state(id string) *tracked {
-	if st, ok := d.ids.get(id, true); ok {
+	if st, ok := d.ids.Get(id); ok {
 		return st
 	}
-	for d.ids.Len() >= d.cfg.MaxIdentities {
-		d.dropOldest()
-	}
-	return d.ids.add(strings.Clone(id))
-}
-
-func (d *Detector) dropOldest() {
-	if _, st, ok := d.ids.oldest(); ok {
-		d.total -= len(st.valid)
-		d.ids.removeOldest()
-	}
+	return d.ids.Add(strings.Clone(id))
 }
 
 // bound forgets the least recently issuing identities while the credentials
@@ -271,7 +264,7 @@ func (d *Detector) dropOldest() {
 // goes last.
 func (d *Detector) bound() {
 	for d.total > d.cfg.MaxCredentials && d.ids.Len() > 1 {
-		d.dropOldest()
+		d.ids.EvictOldest()
 	}
 }
 

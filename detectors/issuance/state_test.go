@@ -24,8 +24,8 @@ func (d *Detector) issueTo(id string, t time.Time, ttl time.Duration, creds ...s
 func (d *Detector) check(t *testing.T, identities, total int) {
 	t.Helper()
 	sum := 0
-	for _, n := range d.ids.index {
-		sum += len(d.ids.nodes[n].val.valid)
+	for _, st := range d.ids.All() {
+		sum += len(st.valid)
 	}
 	if d.ids.Len() != identities || d.total != total || sum != total {
 		t.Fatalf("holding %d identities and %d credentials (counted %d), want %d and %d", d.ids.Len(), d.total, sum, identities, total)
@@ -54,7 +54,7 @@ func TestStateBounds(t *testing.T) {
 	d.check(t, 2, 3)
 	d.issueTo("c", t0, time.Hour, creds("c", 4)[1:]...)
 	d.check(t, 1, 3) // c holds three, b goes
-	if _, ok := d.ids.get("c", false); !ok {
+	if _, ok := d.ids.Peek("c"); !ok {
 		t.Fatal("the identity just issued to was dropped")
 	}
 
@@ -63,7 +63,7 @@ func TestStateBounds(t *testing.T) {
 	d.issueTo("b", t0, time.Hour, "b0")
 	d.issueTo("c", t0, time.Hour, "c0")
 	d.check(t, 2, 2) // a third identity: a goes
-	if _, ok := d.ids.get("a", false); ok {
+	if _, ok := d.ids.Peek("a"); ok {
 		t.Fatal("the oldest identity was kept")
 	}
 
