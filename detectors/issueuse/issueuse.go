@@ -85,6 +85,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/internal/bounded"
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
@@ -228,8 +229,8 @@ type Detector struct {
 	cas        [][]string
 	grace      int64 // seconds
 
-	used  bounded[struct{}]
-	certs bounded[certRecord]
+	used  *bounded.FIFO[uint64, struct{}]   // first uses judged, oldest first out
+	certs *bounded.FIFO[uint64, certRecord] // records and reported certificates, oldest first out
 
 	names  []string // scratch: a certificate's names
 	serial []byte   // scratch: a normalized serial
@@ -248,8 +249,8 @@ func New(cfg Config, lookup Lookup) *Detector {
 	d := &Detector{
 		cfg: cfg, lookup: lookup, sanctioned: map[string]bool{}, issuerCA: map[string]int32{},
 		grace: int64(cfg.Grace / time.Second),
-		used:  bounded[struct{}]{limit: max(cfg.MaxCredentials, 1)},
-		certs: bounded[certRecord]{limit: max(cfg.MaxCertificates, 1)},
+		used:  bounded.NewFIFO[uint64, struct{}](cfg.MaxCredentials),
+		certs: bounded.NewFIFO[uint64, certRecord](cfg.MaxCertificates),
 	}
 	for _, dom := range cfg.OrgDomains {
 		d.orgs = append(d.orgs, "."+strings.TrimSuffix(strings.ToLower(dom), "."))
@@ -332,14 +333,14 @@ func (d *Detector) broker(id string) bool {
 func (d *Detector) firstUse(in *detectors.Input, dst []schemas.Finding) []schemas.Finding {
 	ev := in.Event
 	k := keyOf(keyUse, ev.Credential.ID)
-	if _, judged := d.used.get(k); judged {
+	if _, judged := d.used.Get(k); judged {
 		return dst
 	}
 	link, ok := d.lookup(ev.Credential.ID)
 	if !ok {
 		return dst
 	}
-	d.used.put(k, struct{}{})
+	d.used.Put(k, struct{}{})
 	technique := TechniqueCredential
 	if strings.HasPrefix(ev.Credential.Type, "x509") {
 		technique = TechniqueCertificate
@@ -551,14 +552,14 @@ func (d *Detector) record(ev *schemas.Event) {
 	}
 	at := ev.Time.Unix()
 	if k, ok := d.serialKey(is.Credential); ok {
-		d.certs.put(k, certRecord{at: at, ca: -1})
+		d.certs.Put(k, certRecord{at: at, ca: -1})
 		return
 	}
 	ca, ok := d.issuerCA[is.Issuer]
 	if !ok {
 		ca = -1
 	}
-	d.certs.put(d.namesKey(), certRecord{at: at, ca: ca})
+	d.certs.Put(d.namesKey(), certRecord{at: at, ca: ca})
 }
 
 // sanctionedCA reports whether the CT issuer is one of the record's CAs.
@@ -590,19 +591,19 @@ func (d *Detector) shadow(ev *schemas.Event, dst []schemas.Finding) []schemas.Fi
 		return dst
 	}
 	reported := keyOf(keyReported, is.Credential)
-	if _, done := d.certs.get(reported); done {
+	if _, done := d.certs.Get(reported); done {
 		return dst
 	}
 	since := ev.Time.Unix() - d.grace
 	if k, ok := d.serialKey(is.Credential); ok {
-		if r, ok := d.certs.get(k); ok && r.at >= since {
+		if r, ok := d.certs.Get(k); ok && r.at >= since {
 			return dst
 		}
 	}
-	if r, ok := d.certs.get(d.namesKey()); ok && r.at >= since && d.sanctionedCA(r, is.Issuer) {
+	if r, ok := d.certs.Get(d.namesKey()); ok && r.at >= since && d.sanctionedCA(r, is.Issuer) {
 		return dst
 	}
-	d.certs.put(reported, certRecord{at: ev.Time.Unix(), ca: -1})
+	d.certs.Put(reported, certRecord{at: ev.Time.Unix(), ca: -1})
 
 	score, caText := 80, ""
 	if len(d.cfg.ApprovedCAs) > 0 {
@@ -641,35 +642,3 @@ func (d *Detector) shadow(ev *schemas.Event, dst []schemas.Finding) []schemas.Fi
 		},
 	})
 }
-
-// bounded maps 64-bit keys to values, holding at most limit keys: past it,
-// the key inserted first goes (updating a key keeps its place).
-type bounded[V any] struct {
-	m     map[uint64]V
-	ring  []uint64
-	next  int
-	limit int
-}
-
-func (b *bounded[V]) get(k uint64) (V, bool) {
-	v, ok := b.m[k]
-	return v, ok
-}
-
-func (b *bounded[V]) put(k uint64, v V) {
-	if b.m == nil {
-		b.m = make(map[uint64]V)
-	}
-	if _, ok := b.m[k]; !ok {
-		if len(b.ring) < b.limit {
-			b.ring = append(b.ring, k)
-		} else {
-			delete(b.m, b.ring[b.next])
-			b.ring[b.next] = k
-			b.next = (b.next + 1) % b.limit
-		}
-	}
-	b.m[k] = v
-}
-
-func (b *bounded[V]) len() int { return len(b.m) }
