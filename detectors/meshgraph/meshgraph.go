@@ -72,6 +72,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/internal/bounded"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -162,7 +163,7 @@ func validDomain(td string) bool {
 type Detector struct {
 	cfg     Config
 	trusted []string // lower-cased
-	state   bounded[memo]
+	state   *bounded.FIFO[uint64, memo]
 	// edge is scratch for the DimEdge value of the event.
 	edge []byte
 }
@@ -176,7 +177,7 @@ type memo struct {
 
 // New builds the detector; cfg must have passed Validate.
 func New(cfg Config) *Detector {
-	d := &Detector{cfg: cfg, state: bounded[memo]{limit: max(cfg.MaxState, 1)}}
+	d := &Detector{cfg: cfg, state: bounded.NewFIFO[uint64, memo](cfg.MaxState)}
 	for _, td := range cfg.TrustedDomains {
 		d.trusted = append(d.trusted, strings.ToLower(td))
 	}
@@ -266,10 +267,10 @@ func (d *Detector) trustDomains(in *detectors.Input, dst []schemas.Finding) []sc
 			continue
 		}
 		k := key(keyDomain, ev.Identity.ID, td, 0)
-		if _, seen := d.state.get(k); seen {
+		if _, seen := d.state.Get(k); seen {
 			continue
 		}
-		d.state.put(k, memo{})
+		d.state.Put(k, memo{})
 		dst = append(dst, d.domainFinding(ev, own, td, party, i == 0))
 	}
 	return dst
@@ -337,7 +338,7 @@ func (d *Detector) newEdge(in *detectors.Input, dst []schemas.Finding) []schemas
 		return dst
 	}
 	k := key(keyEdgeHour, ev.Identity.ID, "", in.Window.Hour)
-	m, burst := d.state.get(k)
+	m, burst := d.state.Get(k)
 	if burst {
 		if int(m.n) >= d.cfg.MaxEdgeFindingsPerHour {
 			return dst
@@ -351,7 +352,7 @@ func (d *Detector) newEdge(in *detectors.Input, dst []schemas.Finding) []schemas
 		return dst // the set still grows: a young or changing service
 	}
 	m.n++
-	d.state.put(k, m)
+	d.state.Put(k, m)
 
 	newPeer := !p.Knows(baseline.DimPeer, ev.Target.Peer)
 	score := 50 + 25*min(1, stable.Hours()/(2*d.cfg.StableFor.Hours()))
@@ -400,10 +401,10 @@ func (d *Detector) denialBurst(in *detectors.Input, dst []schemas.Finding) []sch
 	}
 	ev := in.Event
 	k := key(keyDenyHour, ev.Identity.ID, "", in.Window.Hour)
-	if _, seen := d.state.get(k); seen {
+	if _, seen := d.state.Get(k); seen {
 		return dst
 	}
-	d.state.put(k, memo{})
+	d.state.Put(k, memo{})
 
 	p := distuv.Poisson{Lambda: max(expected, 0.1)}.Survival(float64(denied) - 1)
 	score := 100.0
@@ -447,35 +448,3 @@ func severity(score float64) schemas.Severity {
 }
 
 func days(d time.Duration) string { return fmt.Sprintf("%.1f days", d.Hours()/24) }
-
-// bounded maps 64-bit keys to values, holding at most limit keys: past it,
-// the key inserted first goes (updating a key keeps its place).
-type bounded[V any] struct {
-	m     map[uint64]V
-	ring  []uint64
-	next  int
-	limit int
-}
-
-func (b *bounded[V]) get(k uint64) (V, bool) {
-	v, ok := b.m[k]
-	return v, ok
-}
-
-func (b *bounded[V]) put(k uint64, v V) {
-	if b.m == nil {
-		b.m = make(map[uint64]V)
-	}
-	if _, ok := b.m[k]; !ok {
-		if len(b.ring) < b.limit {
-			b.ring = append(b.ring, k)
-		} else {
-			delete(b.m, b.ring[b.next])
-			b.ring[b.next] = k
-			b.next = (b.next + 1) % b.limit
-		}
-	}
-	b.m[k] = v
-}
-
-func (b *bounded[V]) len() int { return len(b.m) }
