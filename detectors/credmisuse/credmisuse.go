@@ -101,6 +101,7 @@ import (
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/internal/bounded"
+	"github.com/nhisentry/nhisentry/detectors/internal/finding"
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
@@ -318,25 +319,6 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 	return dst
 }
 
-func (d *Detector) finding(ev *schemas.Event, kind string, key []string, score float64, title, explanation, technique string,
-	pattern schemas.Pattern, observed, base string) schemas.Finding {
-	parts := append([]string{ev.Identity.ID, kind}, key...)
-	return schemas.Finding{
-		ID:          schemas.FindingID(Name, parts...),
-		Detector:    Name,
-		Identity:    ev.Identity,
-		Severity:    severity(score),
-		Score:       int(math.Round(score)),
-		Title:       title + " for " + ev.Identity.ID,
-		Explanation: explanation,
-		Technique:   technique,
-		EventIDs:    []string{ev.ID},
-		FirstSeen:   ev.Time,
-		LastSeen:    ev.Time,
-		Analysis:    schemas.Analysis{Pattern: pattern, Observed: observed, Baseline: base},
-	}
-}
-
 // workload says why a credential belongs to a workload's environment (""
 // when it does not) and the cluster it belongs to ("" when unknown); issued
 // is set when that cluster is the one its issuance named.
@@ -385,7 +367,7 @@ func (d *Detector) environment(in *detectors.Input, addr netip.Addr, hasIP bool,
 		if issued {
 			src = "it was issued in"
 		}
-		dst = append(dst, d.finding(ev, KindOutsideEnvironment, []string{"cluster", c}, 80,
+		dst = append(dst, finding.New(Name, ev, KindOutsideEnvironment, []string{"cluster", c}, 80,
 			"Workload credential used outside its environment",
 			fmt.Sprintf("%s (%s) used in cluster %s; %s cluster %s, and the identity has acted in %d cluster/namespace pairs",
 				credName(ev), why, c, src, home, p.KnownCount(baseline.DimCluster)),
@@ -395,7 +377,7 @@ func (d *Detector) environment(in *detectors.Input, addr netip.Addr, hasIP bool,
 	if external {
 		net := network(addr)
 		if !knowsNetwork(p, net) {
-			dst = append(dst, d.finding(ev, KindOutsideEnvironment, []string{"network", net.String()}, 85,
+			dst = append(dst, finding.New(Name, ev, KindOutsideEnvironment, []string{"network", net.String()}, 85,
 				"Workload credential used outside its environment",
 				fmt.Sprintf("%s (%s) used from %s, outside the %d internal and %d NAT ranges; %d networks known to the identity, not this one",
 					credName(ev), why, ev.Actor.IP, len(d.internal), len(d.nat), p.KnownCount(baseline.DimNetwork)),
@@ -450,7 +432,7 @@ func (d *Detector) sourcesAtOnce(in *detectors.Input, addr netip.Addr, dst []sch
 			foreign = a
 		}
 		lo, hi := min(a, b), max(a, b)
-		dst = append(dst, d.finding(ev, KindConcurrentSources, []string{cred, lo, hi}, score,
+		dst = append(dst, finding.New(Name, ev, KindConcurrentSources, []string{cred, lo, hi}, score,
 			"One credential used from two sources at once",
 			fmt.Sprintf("%s used from %s and %s %s apart; one source expected within %s, and %s is neither internal, NAT nor known to the identity",
 				credName(ev), a, b, gap.Round(time.Second), d.cfg.ConcurrentWindow, foreign),
@@ -480,7 +462,7 @@ func (d *Detector) expired(ev *schemas.Event, dst []schemas.Finding) []schemas.F
 	if over > time.Hour {
 		score = 85
 	}
-	return append(dst, d.finding(ev, KindExpired, []string{ev.Credential.ID}, score,
+	return append(dst, finding.New(Name, ev, KindExpired, []string{ev.Credential.ID}, score,
 		"Credential used after expiry",
 		fmt.Sprintf("%s used successfully %s after it expired at %s; allowed clock skew %s",
 			credName(ev), human(over), exp.Format(time.RFC3339), d.cfg.ClockSkew),
@@ -508,14 +490,14 @@ func (d *Detector) revokedUse(ev *schemas.Event, dst []schemas.Finding) []schema
 	}
 	revokedAt := time.Unix(0, r.at).UTC().Format(time.RFC3339)
 	if ev.Outcome.Result == schemas.ResultSuccess {
-		return append(dst, d.finding(ev, KindRevoked, []string{ev.Credential.ID}, 90,
+		return append(dst, finding.New(Name, ev, KindRevoked, []string{ev.Credential.ID}, 90,
 			"Credential used after revocation",
 			fmt.Sprintf("%s used successfully %s after it was revoked at %s (%s, event %s); expected no use after revocation",
 				credName(ev), human(after), revokedAt, r.how, r.by),
 			"T1550.001", schemas.PatternRare, "used "+human(after)+" after revocation",
 			"revoked at "+revokedAt))
 	}
-	return append(dst, d.finding(ev, KindRevokedAttempt, []string{ev.Credential.ID}, 35,
+	return append(dst, finding.New(Name, ev, KindRevokedAttempt, []string{ev.Credential.ID}, 35,
 		"Revoked credential presented again",
 		fmt.Sprintf("%s presented %s after it was revoked at %s (%s, event %s), result %s; expected no use after revocation",
 			credName(ev), human(after), revokedAt, r.how, r.by, ev.Outcome.Result),
@@ -537,7 +519,7 @@ func (d *Detector) staticAge(ev *schemas.Event, dst []schemas.Finding) []schemas
 		return dst // it expires within the policy age: the expiry check owns it
 	}
 	score := min(75, 50+10*math.Log2(float64(age)/float64(d.cfg.MaxStaticAge)))
-	return append(dst, d.finding(ev, KindStaticAge, []string{ev.Credential.ID}, score,
+	return append(dst, finding.New(Name, ev, KindStaticAge, []string{ev.Credential.ID}, score,
 		"Static credential older than policy",
 		fmt.Sprintf("%s issued %s is %s old; policy allows %s",
 			credName(ev), iss.Format("2006-01-02"), human(age), human(d.cfg.MaxStaticAge)),
@@ -555,7 +537,7 @@ func (d *Detector) shadow(ev *schemas.Event, dst []schemas.Finding) []schemas.Fi
 	if is.Credential != "" {
 		what += " " + is.Credential
 	}
-	return append(dst, d.finding(ev, KindShadowIssuer, []string{is.Issuer}, 80,
+	return append(dst, finding.New(Name, ev, KindShadowIssuer, []string{is.Issuer}, 80,
 		"Credential from an unsanctioned issuer",
 		fmt.Sprintf("%s issued to %s by %s, which matches none of the %d sanctioned issuers (%s)",
 			what, ingest.FirstOf(is.Subject, ev.Identity.ID), is.Issuer, len(d.sanctioned), d.sanctioned.summary()),
@@ -667,16 +649,6 @@ func credName(ev *schemas.Event) string {
 		return ev.Credential.Type + " of " + ev.Identity.ID
 	}
 	return ev.Credential.Type + " " + ev.Credential.ID
-}
-
-func severity(score float64) schemas.Severity {
-	switch {
-	case score >= 80:
-		return schemas.SeverityHigh
-	case score >= 60:
-		return schemas.SeverityMedium
-	}
-	return schemas.SeverityLow
 }
 
 // human prints a duration in the unit a reader wants: seconds, minutes,

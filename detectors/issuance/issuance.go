@@ -78,6 +78,7 @@ import (
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/internal/bounded"
+	"github.com/nhisentry/nhisentry/detectors/internal/finding"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -318,7 +319,7 @@ func (d *Detector) lifetime(ev *schemas.Event, ttl time.Duration, model *baselin
 		if typical > 0 {
 			habit = "typical " + human(typical)
 		}
-		return append(dst, finding(ev, KindLongTTL, []string{is.CredentialType, is.Subject}, score,
+		return append(dst, finding.New(Name, ev, KindLongTTL, []string{is.CredentialType, is.Subject}, score,
 			"Long-TTL token creation",
 			fmt.Sprintf("%s issued with a TTL of %s; policy maximum %s, %s", credName(ev), human(ttl), human(d.cfg.MaxTTL), habit),
 			"T1550.001", schemas.PatternRare, "ttl "+human(ttl),
@@ -326,7 +327,7 @@ func (d *Detector) lifetime(ev *schemas.Event, ttl time.Duration, model *baselin
 	case typical > 0 && ttl >= d.cfg.MinTTL && float64(ttl) > d.cfg.TTLFactor*float64(typical):
 		ratio := float64(ttl) / float64(typical)
 		score := min(95, 50+10*math.Log2(ratio))
-		return append(dst, finding(ev, KindUnusualTTL, []string{is.CredentialType, is.Subject}, score,
+		return append(dst, finding.New(Name, ev, KindUnusualTTL, []string{is.CredentialType, is.Subject}, score,
 			"Unusual credential TTL",
 			fmt.Sprintf("%s issued with a TTL of %s, %.0f× the typical %s over %d issuances (threshold %g×)",
 				credName(ev), human(ttl), ratio, human(typical), model.Issued, d.cfg.TTLFactor),
@@ -351,7 +352,7 @@ func (d *Detector) burst(ev *schemas.Event, n uint32, model *baseline.IssuancePr
 	hour := hourStart.Format("Mon 15:04")
 	score := min(95, 50+10*math.Log2(float64(n)/perHour))
 	every := human(time.Duration(model.Interval * float64(time.Second)))
-	return append(dst, finding(ev, KindBurst, []string{fmt.Sprint(hourStart.Unix() / 3600)}, score,
+	return append(dst, finding.New(Name, ev, KindBurst, []string{fmt.Sprint(hourStart.Unix() / 3600)}, score,
 		"Credential issuance burst",
 		fmt.Sprintf("%d credentials issued to %s in the hour from %s; baseline one every %s (%.2g an hour) over %d issuances, threshold %.0f",
 			n, ev.Identity.ID, hour, every, perHour, model.Issued, math.Ceil(thr)),
@@ -369,31 +370,12 @@ func (d *Detector) concurrent(ev *schemas.Event, before, after int, model *basel
 	usual := max(model.MaxConcurrent, 1)
 	score := min(95, 50+10*math.Log2(float64(after)/float64(usual)))
 	hour := ev.Time.Unix() / 3600
-	return append(dst, finding(ev, KindConcurrent, []string{fmt.Sprint(hour)}, score,
+	return append(dst, finding.New(Name, ev, KindConcurrent, []string{fmt.Sprint(hour)}, score,
 		"Too many valid credentials",
 		fmt.Sprintf("%d credentials issued to %s valid at once; baseline at most %d at once over %d issuances, threshold %.0f",
 			after, ev.Identity.ID, model.MaxConcurrent, model.Issued, math.Ceil(thr)),
 		"T1528", schemas.PatternSurge, fmt.Sprintf("%d valid credentials", after),
 		fmt.Sprintf("at most %d valid at once", model.MaxConcurrent)))
-}
-
-func finding(ev *schemas.Event, kind string, key []string, score float64, title, explanation, technique string,
-	pattern schemas.Pattern, observed, base string) schemas.Finding {
-	parts := append([]string{ev.Identity.ID, kind}, key...)
-	return schemas.Finding{
-		ID:          schemas.FindingID(Name, parts...),
-		Detector:    Name,
-		Identity:    ev.Identity,
-		Severity:    severity(score),
-		Score:       int(math.Round(score)),
-		Title:       title + " for " + ev.Identity.ID,
-		Explanation: explanation,
-		Technique:   technique,
-		EventIDs:    []string{ev.ID},
-		FirstSeen:   ev.Time,
-		LastSeen:    ev.Time,
-		Analysis:    schemas.Analysis{Pattern: pattern, Observed: observed, Baseline: base},
-	}
 }
 
 // credName names what an issuance minted and for whom.
@@ -410,16 +392,6 @@ func credName(ev *schemas.Event) string {
 		s += " requested by " + is.Requester
 	}
 	return s
-}
-
-func severity(score float64) schemas.Severity {
-	switch {
-	case score >= 80:
-		return schemas.SeverityHigh
-	case score >= 60:
-		return schemas.SeverityMedium
-	}
-	return schemas.SeverityLow
 }
 
 // human prints a duration in the unit a reader wants.

@@ -73,6 +73,7 @@ import (
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/internal/bounded"
+	"github.com/nhisentry/nhisentry/detectors/internal/finding"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -293,7 +294,7 @@ func (d *Detector) domainFinding(ev *schemas.Event, own, td, party string, upstr
 		ID:       schemas.FindingID(Name, ev.Identity.ID, "trust_domain", td),
 		Detector: Name,
 		Identity: ev.Identity,
-		Severity: severity(float64(score)),
+		Severity: finding.Severity(float64(score)),
 		Score:    score,
 		Title:    fmt.Sprintf("Mesh call across trust domains %s and %s", own, td),
 		Explanation: fmt.Sprintf("%s (trust domain %s) %s %s in trust domain %s (%s, %s); expected calls within %s or between trusted domains (%s)",
@@ -365,7 +366,7 @@ func (d *Detector) newEdge(in *detectors.Input, dst []schemas.Finding) []schemas
 		ID:       schemas.FindingID(Name, ev.Identity.ID, "edge", ev.Target.Peer, ev.Action),
 		Detector: Name,
 		Identity: ev.Identity,
-		Severity: severity(score),
+		Severity: finding.Severity(score),
 		Score:    int(score + 0.5),
 		Title:    "New mesh edge from " + ev.Identity.ID,
 		Explanation: fmt.Sprintf("%s called %s on %s, %s (%s); its %d known edges (%d peers) had not changed for %s, expected no new edge",
@@ -435,16 +436,6 @@ func (d *Detector) denialBurst(in *detectors.Input, dst []schemas.Finding) []sch
 			Baseline: fmt.Sprintf("denied ratio %.2f%% (%.2f expected)", 100*ratio, expected),
 		},
 	})
-}
-
-func severity(score float64) schemas.Severity {
-	switch {
-	case score >= 80:
-		return schemas.SeverityHigh
-	case score >= 60:
-		return schemas.SeverityMedium
-	}
-	return schemas.SeverityLow
 }
 
 func days(d time.Duration) string { return fmt.Sprintf("%.1f days", d.Hours()/24) }
