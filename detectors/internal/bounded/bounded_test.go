@@ -223,93 +223,59 @@ func must[V any](v *V, ok bool) *V {
 	return v
 }
 
+// The benchmarks run on a full LRU or FIFO of 100,000 keys, the detectors'
+// default bound, visiting keys with a stride so that lookups miss the cache
+// as a stream of credentials would. The op of a case gets the iteration.
+
 func BenchmarkLRU(b *testing.B) {
 	const n = 100_000
-	keys := make([]string, 2*n)
+	keys := make([]string, 2*n) // the first n are held, the rest absent
 	for i := range keys {
 		keys[i] = fmt.Sprint("ASIAEXAMPLE", i)
 	}
-	full := func() *LRU[string, [4]int64] {
-		l := NewLRU[string, [4]int64](n, nil)
-		for _, k := range keys[:n] {
-			l.Add(k)[0] = 1
-		}
-		return l
+	for _, c := range []struct {
+		name string
+		op   func(l *LRU[string, [4]int64], i int)
+	}{
+		{"get_hit", func(l *LRU[string, [4]int64], i int) { must(l.Get(keys[i*7919%n]))[1]++ }},
+		{"peek_hit", func(l *LRU[string, [4]int64], i int) { must(l.Peek(keys[i*7919%n]))[1]++ }},
+		{"get_miss", func(l *LRU[string, [4]int64], i int) { l.Get(keys[n+i*7919%n]) }},
+		// Steady state: every add evicts the oldest key; keys n… are absent,
+		// and by the time the index wraps round, keys …n-1 have been evicted.
+		{"add_evict", func(l *LRU[string, [4]int64], i int) { l.Add(keys[(n+i)%(2*n)])[0] = 1 }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			l := NewLRU[string, [4]int64](n, nil)
+			for _, k := range keys[:n] {
+				l.Add(k)[0] = 1
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				c.op(l, i)
+			}
+		})
 	}
-	b.Run("get_hit", func(b *testing.B) {
-		l := full()
-		i := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			v, _ := l.Get(keys[i%n])
-			v[1]++
-			i += 7919
-		}
-	})
-	b.Run("peek_hit", func(b *testing.B) {
-		l := full()
-		i := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			v, _ := l.Peek(keys[i%n])
-			v[1]++
-			i += 7919
-		}
-	})
-	b.Run("get_miss", func(b *testing.B) {
-		l := full()
-		i := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			l.Get(keys[n+i%n])
-			i += 7919
-		}
-	})
-	b.Run("add_evict", func(b *testing.B) { // steady state: every add evicts the oldest
-		l := full()
-		i := n
-		b.ReportAllocs()
-		for b.Loop() {
-			l.Add(keys[i%(2*n)])[0] = 1
-			i++
-		}
-	})
 }
 
 func BenchmarkFIFO(b *testing.B) {
 	const n = 100_000
-	full := func() *FIFO[uint64, [2]int64] {
-		f := NewFIFO[uint64, [2]int64](n)
-		for k := range uint64(n) {
-			f.Put(k, [2]int64{1})
-		}
-		return f
+	for _, c := range []struct {
+		name string
+		op   func(f *FIFO[uint64, [2]int64], i uint64)
+	}{
+		{"get_hit", func(f *FIFO[uint64, [2]int64], i uint64) { f.Get(i * 7919 % n) }},
+		{"put_update", func(f *FIFO[uint64, [2]int64], i uint64) { f.Put(i*7919%n, [2]int64{int64(i)}) }},
+		{"put_evict", func(f *FIFO[uint64, [2]int64], i uint64) { f.Put(n+i, [2]int64{1}) }}, // every new key evicts the oldest
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			f := NewFIFO[uint64, [2]int64](n)
+			for k := range uint64(n) {
+				f.Put(k, [2]int64{1})
+			}
+			b.ReportAllocs()
+			for i := uint64(0); b.Loop(); i++ {
+				c.op(f, i)
+			}
+		})
 	}
-	b.Run("get_hit", func(b *testing.B) {
-		f := full()
-		var k uint64
-		b.ReportAllocs()
-		for b.Loop() {
-			f.Get(k % n)
-			k += 7919
-		}
-	})
-	b.Run("put_update", func(b *testing.B) {
-		f := full()
-		var k uint64
-		b.ReportAllocs()
-		for b.Loop() {
-			f.Put(k%n, [2]int64{int64(k)})
-			k += 7919
-		}
-	})
-	b.Run("put_evict", func(b *testing.B) { // steady state: every new key evicts the oldest
-		f := full()
-		k := uint64(n)
-		b.ReportAllocs()
-		for b.Loop() {
-			f.Put(k, [2]int64{1})
-			k++
-		}
-	})
 }
