@@ -12,7 +12,7 @@
 //     A FIFO of struct{} values is a set.
 //
 // A lookup that finds its key allocates nothing, nor does an update; only a
-// new key can (its map slot, and the slice growing up to the capacity). A
+// new key can (its map slot; the slices growing up to the capacity). A
 // capacity below 1 counts as 1. Neither type is safe for concurrent use:
 // detectors are called from one goroutine at a time.
 package bounded
