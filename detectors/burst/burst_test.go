@@ -1,7 +1,6 @@
 package burst_test
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/nhisentry/nhisentry/baseline"
-	"github.com/nhisentry/nhisentry/baseline/memstore"
 	"github.com/nhisentry/nhisentry/detectors/burst"
 	"github.com/nhisentry/nhisentry/detectors/detectortest"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -20,47 +18,6 @@ import (
 
 // t0 is a Monday midnight: histories end there, the judged traffic starts.
 var t0 = time.Date(2026, 11, 9, 0, 0, 0, 0, time.UTC)
-
-var roleActions = []string{"s3:GetObject", "s3:PutObject", "dynamodb:Query", "sqs:SendMessage", "kms:Decrypt"}
-
-// traffic is an identity's events over [from, to): each hour a Poisson
-// number with mean rate(hour) at random instants, cycling through actions,
-// each shaped by shape (outcome, sizes).
-func traffic(seed uint64, from, to time.Time, rate func(time.Time) float64, shape func(*schemas.Event, *rand.Rand)) []schemas.Event {
-	r := rand.New(rand.NewPCG(seed, 7))
-	var evs []schemas.Event
-	for h := from; h.Before(to); h = h.Add(time.Hour) {
-		n := 0
-		if l := rate(h); l > 0 {
-			n = int(distuv.Poisson{Lambda: l, Src: r}.Rand())
-		}
-		offs := make([]int64, n)
-		for i := range offs {
-			offs[i] = r.Int64N(int64(time.Hour))
-		}
-		slices.Sort(offs)
-		for _, o := range offs {
-			ev := detectortest.Event(h.Add(time.Duration(o)), roleActions[r.IntN(len(roleActions))], "10.20.1.7")
-			if shape != nil {
-				shape(&ev, r)
-			}
-			evs = append(evs, ev)
-		}
-	}
-	return evs
-}
-
-func flat(rate float64) func(time.Time) float64 { return func(time.Time) float64 { return rate } }
-
-// daily is a service busier in its callers' working hours.
-func daily(night, day float64) func(time.Time) float64 {
-	return func(t time.Time) float64 {
-		if h := t.Hour(); h >= 7 && h < 19 && t.Weekday() != time.Saturday && t.Weekday() != time.Sunday {
-			return day
-		}
-		return night
-	}
-}
 
 // outcomes marks events denied with probability denied and failed with
 // probability failed.
@@ -73,33 +30,6 @@ func outcomes(denied, failed float64) func(*schemas.Event, *rand.Rand) {
 			ev.Outcome = schemas.Outcome{Result: schemas.ResultFailure, Status: 500, ErrorCode: "InternalError"}
 		}
 	}
-}
-
-// trained is the profile the engine's cache holds after evs: folded online
-// and with the baseline the builder computes from the same events applied,
-// as of through.
-func trained(tb testing.TB, evs []schemas.Event, through time.Time) *baseline.Profile {
-	tb.Helper()
-	ctx := context.Background()
-	st := memstore.New()
-	if err := st.WriteEvents(ctx, evs); err != nil {
-		tb.Fatal(err)
-	}
-	p := &baseline.Profile{Identity: detectortest.Identity}
-	for i := range evs {
-		p.Observe(&evs[i])
-	}
-	err := st.Histories(ctx, nil, through.Add(-35*24*time.Hour), func(h *baseline.History) error {
-		p.Apply(baseline.Build(h, baseline.BuildOptions{Now: through, DataThrough: through}), baseline.DefaultClasses())
-		return nil
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if p.Model() == nil {
-		tb.Fatal("no model built")
-	}
-	return p
 }
 
 // probing is the generator's privilege-probing scenario (bench/gen
@@ -122,7 +52,7 @@ func probing(start time.Time) []schemas.Event {
 	}
 	var evs []schemas.Event
 	for i, a := range seq {
-		ev := detectortest.Event(start.Add(time.Duration(i)*30*time.Second), a, "10.20.1.7")
+		ev := detectortest.Event(start.Add(time.Duration(i)*30*time.Second), a, detectortest.IP)
 		if a != "sts:GetCallerIdentity" && a != "s3:GetBucketAcl" && a != "ec2:DescribeSecurityGroups" {
 			ev.Outcome = schemas.Outcome{Result: schemas.ResultDenied, Status: 403, ErrorCode: "AccessDenied"}
 		}
@@ -135,28 +65,11 @@ func probing(start time.Time) []schemas.Event {
 func failing(start time.Time, n int) []schemas.Event {
 	var evs []schemas.Event
 	for i := range n {
-		ev := detectortest.Event(start.Add(time.Duration(i)*10*time.Minute/time.Duration(n)), "dynamodb:Query", "10.20.1.7")
+		ev := detectortest.Event(start.Add(time.Duration(i)*10*time.Minute/time.Duration(n)), "dynamodb:Query", detectortest.IP)
 		ev.Outcome = schemas.Outcome{Result: schemas.ResultFailure, Status: 400, ErrorCode: "ResourceNotFoundException"}
 		evs = append(evs, ev)
 	}
 	return evs
-}
-
-// merge orders a and b by time.
-func merge(a, b []schemas.Event) []schemas.Event {
-	out := append(slices.Clone(a), b...)
-	slices.SortStableFunc(out, func(x, y schemas.Event) int { return x.Time.Compare(y.Time.Time) })
-	return out
-}
-
-// run feeds evs through d as the engine would (detect, then observe).
-func run(d *burst.Detector, p *baseline.Profile, evs []schemas.Event) []schemas.Finding {
-	var out []schemas.Finding
-	for i := range evs {
-		out = d.Detect(detectortest.Input(p, &evs[i]), out)
-		p.Observe(&evs[i])
-	}
-	return out
 }
 
 func hourID(kind string, t time.Time) string {
@@ -179,45 +92,45 @@ func TestBurst(t *testing.T) {
 		{
 			name: "privilege probing on a quiet role",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(1, t0.Add(-28*24*time.Hour), t0, flat(1.5), outcomes(0.0015, 0.001)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Flat(1.5), outcomes(0.0015, 0.001)), t0)
 			},
-			judged: merge(traffic(2, t0, t0.Add(72*time.Hour), flat(1.5), outcomes(0.0015, 0.001)), probing(probeAt)),
+			judged: detectortest.Merge(detectortest.Traffic(2, t0, t0.Add(72*time.Hour), detectortest.Flat(1.5), outcomes(0.0015, 0.001)), probing(probeAt)),
 			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
 		},
 		{
 			name: "privilege probing on a busy service",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(3, t0.Add(-14*24*time.Hour), t0, daily(40, 300), outcomes(0.03, 0.005)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(3, t0.Add(-14*24*time.Hour), t0, detectortest.Daily(40, 300), outcomes(0.03, 0.005)), t0)
 			},
-			judged: merge(traffic(4, t0, t0.Add(48*time.Hour), daily(40, 300), outcomes(0.03, 0.005)), probing(probeAt)),
+			judged: detectortest.Merge(detectortest.Traffic(4, t0, t0.Add(48*time.Hour), detectortest.Daily(40, 300), outcomes(0.03, 0.005)), probing(probeAt)),
 			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
 		},
 		{
 			name: "steady trickle of 403s on a seasonal service stays quiet for a week",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(5, t0.Add(-21*24*time.Hour), t0, daily(30, 250), outcomes(0.05, 0.01)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(5, t0.Add(-21*24*time.Hour), t0, detectortest.Daily(30, 250), outcomes(0.05, 0.01)), t0)
 			},
-			judged: traffic(6, t0, t0.Add(7*24*time.Hour), daily(30, 250), outcomes(0.05, 0.01)),
+			judged: detectortest.Traffic(6, t0, t0.Add(7*24*time.Hour), detectortest.Daily(30, 250), outcomes(0.05, 0.01)),
 		},
 		{
 			name: "rare 403s with no denial history stay quiet for a week",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(7, t0.Add(-21*24*time.Hour), t0, daily(5, 60), nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(7, t0.Add(-21*24*time.Hour), t0, detectortest.Daily(5, 60), nil), t0)
 			},
-			judged: traffic(8, t0, t0.Add(7*24*time.Hour), daily(5, 60), outcomes(0.003, 0.003)),
+			judged: detectortest.Traffic(8, t0, t0.Add(7*24*time.Hour), detectortest.Daily(5, 60), outcomes(0.003, 0.003)),
 		},
 		{
 			name: "error burst",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(9, t0.Add(-14*24*time.Hour), t0, flat(6), outcomes(0.001, 0.002)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(9, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(6), outcomes(0.001, 0.002)), t0)
 			},
-			judged: merge(traffic(10, t0, t0.Add(48*time.Hour), flat(6), outcomes(0.001, 0.002)), failing(probeAt, 30)),
+			judged: detectortest.Merge(detectortest.Traffic(10, t0, t0.Add(48*time.Hour), detectortest.Flat(6), outcomes(0.001, 0.002)), failing(probeAt, 30)),
 			want:   []finding{{burst.KindError, probeAt, schemas.SeverityLow}},
 		},
 		{
 			name: "no built baseline yet: probing still fires on the absolute floor",
 			profile: func(testing.TB) *baseline.Profile {
-				return detectortest.History(probeAt.Add(-time.Hour), 72, 2, "10.20.1.7", roleActions...)
+				return detectortest.History(probeAt.Add(-time.Hour), 72, 2, detectortest.IP, detectortest.Actions...)
 			},
 			judged: probing(probeAt),
 			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
@@ -225,14 +138,14 @@ func TestBurst(t *testing.T) {
 		{
 			name: "no built baseline yet: a 2% trickle stays quiet",
 			profile: func(testing.TB) *baseline.Profile {
-				return detectortest.History(t0, 72, 2, "10.20.1.7", roleActions...)
+				return detectortest.History(t0, 72, 2, detectortest.IP, detectortest.Actions...)
 			},
-			judged: traffic(11, t0, t0.Add(48*time.Hour), flat(300), outcomes(0.02, 0.02)),
+			judged: detectortest.Traffic(11, t0, t0.Add(48*time.Hour), detectortest.Flat(300), outcomes(0.02, 0.02)),
 		},
 		{
 			name: "zero baseline ratio is floored: 10 denials of 12 calls fire",
 			profile: func(testing.TB) *baseline.Profile {
-				p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, "10.20.1.7", roleActions...)
+				p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, detectortest.IP, detectortest.Actions...)
 				p.Apply(&baseline.Baseline{DataThrough: probeAt.Add(-time.Hour)}, baseline.DefaultClasses())
 				return p
 			},
@@ -242,7 +155,7 @@ func TestBurst(t *testing.T) {
 		{
 			name: "under min_count stays quiet",
 			profile: func(testing.TB) *baseline.Profile {
-				p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, "10.20.1.7", roleActions...)
+				p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, detectortest.IP, detectortest.Actions...)
 				p.Apply(&baseline.Baseline{DataThrough: probeAt.Add(-time.Hour)}, baseline.DefaultClasses())
 				return p
 			},
@@ -251,7 +164,7 @@ func TestBurst(t *testing.T) {
 		{
 			name: "identity still learning",
 			profile: func(testing.TB) *baseline.Profile {
-				return detectortest.History(probeAt.Add(-time.Hour), 10, 2, "10.20.1.7", roleActions...)
+				return detectortest.History(probeAt.Add(-time.Hour), 10, 2, detectortest.IP, detectortest.Actions...)
 			},
 			judged: probing(probeAt),
 		},
@@ -264,7 +177,7 @@ func TestBurst(t *testing.T) {
 	d := burst.New(burst.DefaultConfig())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := run(d, tt.profile(t), tt.judged)
+			got := detectortest.Run(d, tt.profile(t), tt.judged)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d findings, want %d: %+v", len(got), len(tt.want), got)
 			}
@@ -291,15 +204,8 @@ func TestBurst(t *testing.T) {
 // lower, since a release missing a permission is the likelier cause.
 func TestRelearning(t *testing.T) {
 	probeAt := t0.Add(26*time.Hour + 40*time.Minute)
-	p := trained(t, traffic(1, t0.Add(-28*24*time.Hour), t0, flat(1.5), outcomes(0.0015, 0)), t0)
-	d := burst.New(burst.DefaultConfig())
-	var got []schemas.Finding
-	for _, ev := range probing(probeAt) {
-		in := detectortest.Input(p, &ev)
-		in.Relearning = true
-		got = d.Detect(in, got)
-		p.Observe(&ev)
-	}
+	p := detectortest.Trained(t, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Flat(1.5), outcomes(0.0015, 0)), t0)
+	got := detectortest.Run(burst.New(burst.DefaultConfig()), p, probing(probeAt), detectortest.Relearning)
 	if len(got) != 1 || got[0].Severity != schemas.SeverityMedium {
 		t.Fatalf("got %+v, want one medium finding", got)
 	}
@@ -309,8 +215,8 @@ func TestKinds(t *testing.T) {
 	probeAt := t0.Add(26*time.Hour + 40*time.Minute)
 	cfg := burst.DefaultConfig()
 	cfg.Kinds = []string{burst.KindError}
-	p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, "10.20.1.7", roleActions...)
-	if got := run(burst.New(cfg), p, probing(probeAt)); len(got) != 0 {
+	p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, detectortest.IP, detectortest.Actions...)
+	if got := detectortest.Run(burst.New(cfg), p, probing(probeAt)); len(got) != 0 {
 		t.Fatalf("denied burst reported with kinds [error]: %+v", got)
 	}
 }
@@ -333,10 +239,10 @@ func TestConfigValidate(t *testing.T) {
 // common successful call, "quiet_denied" a denial that computes the tail
 // without crossing, "firing" the denial that crosses and builds a finding.
 func BenchmarkDetect(b *testing.B) {
-	p := trained(b, traffic(1, t0.Add(-28*24*time.Hour), t0, flat(20), outcomes(0.01, 0.002)), t0)
+	p := detectortest.Trained(b, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Flat(20), outcomes(0.01, 0.002)), t0)
 	d := burst.New(burst.DefaultConfig())
 	at := t0.Add(2 * time.Hour)
-	ok := detectortest.Event(at, "s3:GetObject", "10.20.1.7")
+	ok := detectortest.Event(at, "s3:GetObject", detectortest.IP)
 	denied := ok
 	denied.Outcome = schemas.Outcome{Result: schemas.ResultDenied, Status: 403}
 	cases := []struct {
@@ -354,14 +260,7 @@ func BenchmarkDetect(b *testing.B) {
 			in := detectortest.Input(p, c.ev)
 			c.window.Hour = at.Unix() / 3600
 			in.Window = c.window
-			dst := make([]schemas.Finding, 0, 1)
-			if n := len(d.Detect(in, dst)); n != c.fires {
-				b.Fatalf("%d findings, want %d", n, c.fires)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				dst = d.Detect(in, dst[:0])
-			}
+			detectortest.BenchmarkDetect(b, d, in, c.fires)
 		})
 	}
 }

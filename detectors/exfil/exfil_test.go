@@ -14,13 +14,16 @@ import (
 
 const mib = 1 << 20
 
+// t0 is a Monday midnight: histories end there, the judged traffic starts.
+var t0 = time.Date(2026, 11, 9, 0, 0, 0, 0, time.UTC)
+
 // scrape is the generator's API-key spike (bench/gen attacks.go): n calls
 // in the hour from start for pages of 250 KB to 2 MB.
 func scrape(start time.Time, n int) []schemas.Event {
 	r := rand.New(rand.NewPCG(9, 9))
 	var evs []schemas.Event
 	for i := range n {
-		ev := detectortest.Event(start.Add(time.Duration(i)*time.Hour/time.Duration(n+1)), "GET /v1/orders", "10.20.1.7")
+		ev := detectortest.Event(start.Add(time.Duration(i)*time.Hour/time.Duration(n+1)), "GET /v1/orders", detectortest.IP)
 		ev.BytesOut = uint64(250_000 + r.Int64N(1_750_000))
 		evs = append(evs, ev)
 	}
@@ -29,7 +32,7 @@ func scrape(start time.Time, n int) []schemas.Event {
 
 // download is one call of size bytes at t.
 func download(t time.Time, size uint64) []schemas.Event {
-	ev := detectortest.Event(t, "s3:GetObject", "10.20.1.7")
+	ev := detectortest.Event(t, "s3:GetObject", detectortest.IP)
 	ev.BytesOut = size
 	return []schemas.Event{ev}
 }
@@ -47,12 +50,12 @@ func nightly(t time.Time) float64 {
 // about 30 calls of about 1 MB.
 func bursty(seed uint64, from, to time.Time) []schemas.Event {
 	r := rand.New(rand.NewPCG(seed, 3))
-	return traffic(seed, from, to, func(time.Time) float64 {
+	return detectortest.Traffic(seed, from, to, func(time.Time) float64 {
 		if r.Float64() < 2.0/24 {
 			return 30
 		}
 		return 0
-	}, lognormal(1e6, 0.3))
+	}, detectortest.LogNormal(1e6, 0.3))
 }
 
 // sometimes sizes an event like shape with probability p, else leaves it
@@ -84,81 +87,81 @@ func TestExfil(t *testing.T) {
 		{
 			name: "API key scraping big pages",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0.3, 3), lognormal(20e3, 0.5)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Daily(0.3, 3), detectortest.LogNormal(20e3, 0.5)), t0)
 			},
-			judged: merge(traffic(2, t0, t0.Add(72*time.Hour), daily(0.3, 3), lognormal(20e3, 0.5)), scrape(attack, 75)),
+			judged: detectortest.Merge(detectortest.Traffic(2, t0, t0.Add(72*time.Hour), detectortest.Daily(0.3, 3), detectortest.LogNormal(20e3, 0.5)), scrape(attack, 75)),
 			want:   []want{{attack, schemas.SeverityMedium}},
 		},
 		{
 			name: "one download far larger than any before",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(3, t0.Add(-14*24*time.Hour), t0, flat(2), lognormal(20e3, 1.2)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(3, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(2), detectortest.LogNormal(20e3, 1.2)), t0)
 			},
-			judged: merge(traffic(4, t0, t0.Add(48*time.Hour), flat(2), lognormal(20e3, 1.2)), download(attack.Add(17*time.Minute), 600*mib)),
+			judged: detectortest.Merge(detectortest.Traffic(4, t0, t0.Add(48*time.Hour), detectortest.Flat(2), detectortest.LogNormal(20e3, 1.2)), download(attack.Add(17*time.Minute), 600*mib)),
 			want:   []want{{attack, schemas.SeverityHigh}},
 		},
 		{
 			name: "a busy service moving gigabytes more than usual",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(5, t0.Add(-21*24*time.Hour), t0, daily(20, 300), lognormal(50e3, 1)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(5, t0.Add(-21*24*time.Hour), t0, detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)), t0)
 			},
-			judged: merge(traffic(6, t0, t0.Add(48*time.Hour), daily(20, 300), lognormal(50e3, 1)),
-				traffic(7, attack, attack.Add(time.Hour), flat(400), lognormal(5e6, 0.3))),
+			judged: detectortest.Merge(detectortest.Traffic(6, t0, t0.Add(48*time.Hour), detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)),
+				detectortest.Traffic(7, attack, attack.Add(time.Hour), detectortest.Flat(400), detectortest.LogNormal(5e6, 0.3))),
 			want: []want{{attack, schemas.SeverityMedium}},
 		},
 		{
 			name: "seasonal service, a normal week",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(5, t0.Add(-21*24*time.Hour), t0, daily(20, 300), lognormal(50e3, 1)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(5, t0.Add(-21*24*time.Hour), t0, detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)), t0)
 			},
-			judged: traffic(8, t0, t0.Add(7*24*time.Hour), daily(20, 300), lognormal(50e3, 1)),
+			judged: detectortest.Traffic(8, t0, t0.Add(7*24*time.Hour), detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)),
 		},
 		{
 			name: "nightly backup of a gigabyte, a normal week",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(9, t0.Add(-14*24*time.Hour), t0, nightly, lognormal(5e6, 0.3)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(9, t0.Add(-14*24*time.Hour), t0, nightly, detectortest.LogNormal(5e6, 0.3)), t0)
 			},
-			judged: traffic(10, t0, t0.Add(7*24*time.Hour), nightly, lognormal(5e6, 0.3)),
+			judged: detectortest.Traffic(10, t0, t0.Add(7*24*time.Hour), nightly, detectortest.LogNormal(5e6, 0.3)),
 		},
 		{
 			name: "bursty sync agent, a normal week",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, bursty(11, t0.Add(-14*24*time.Hour), t0), t0)
+				return detectortest.Trained(tb, bursty(11, t0.Add(-14*24*time.Hour), t0), t0)
 			},
 			judged: bursty(12, t0, t0.Add(7*24*time.Hour)),
 		},
 		{
 			name: "mostly unsized calls with a few large reads, a normal week",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(13, t0.Add(-14*24*time.Hour), t0, flat(60), sometimes(0.01, lognormal(2e6, 0.5))), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(13, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(60), sometimes(0.01, detectortest.LogNormal(2e6, 0.5))), t0)
 			},
-			judged: traffic(14, t0, t0.Add(7*24*time.Hour), flat(60), sometimes(0.01, lognormal(2e6, 0.5))),
+			judged: detectortest.Traffic(14, t0, t0.Add(7*24*time.Hour), detectortest.Flat(60), sometimes(0.01, detectortest.LogNormal(2e6, 0.5))),
 		},
 		{
 			name: "source that logs no sizes never fires, even at 50 times its volume",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(15, t0.Add(-14*24*time.Hour), t0, flat(100), nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(15, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(100), nil), t0)
 			},
-			judged: traffic(16, t0, t0.Add(2*time.Hour), flat(5000), nil),
+			judged: detectortest.Traffic(16, t0, t0.Add(2*time.Hour), detectortest.Flat(5000), nil),
 		},
 		{
 			name: "small identity under min_bytes",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(17, t0.Add(-14*24*time.Hour), t0, flat(1), lognormal(2e3, 0.3)), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(17, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(1), detectortest.LogNormal(2e3, 0.3)), t0)
 			},
-			judged: merge(traffic(18, t0, t0.Add(24*time.Hour), flat(1), lognormal(2e3, 0.3)), download(attack, 8*mib)),
+			judged: detectortest.Merge(detectortest.Traffic(18, t0, t0.Add(24*time.Hour), detectortest.Flat(1), detectortest.LogNormal(2e3, 0.3)), download(attack, 8*mib)),
 		},
 		{
 			name: "no built baseline yet",
 			profile: func(testing.TB) *baseline.Profile {
-				return detectortest.History(attack, 72, 2, "10.20.1.7", actions...)
+				return detectortest.History(attack, 72, 2, detectortest.IP, detectortest.Actions...)
 			},
 			judged: scrape(attack, 75),
 		},
 		{
 			name: "baseline built over no calls",
 			profile: func(testing.TB) *baseline.Profile {
-				p := detectortest.History(attack, 72, 2, "10.20.1.7", actions...)
+				p := detectortest.History(attack, 72, 2, detectortest.IP, detectortest.Actions...)
 				p.Apply(&baseline.Baseline{DataThrough: attack}, baseline.DefaultClasses())
 				return p
 			},
@@ -167,7 +170,7 @@ func TestExfil(t *testing.T) {
 		{
 			name: "identity still learning",
 			profile: func(testing.TB) *baseline.Profile {
-				return detectortest.History(attack, 10, 2, "10.20.1.7", actions...)
+				return detectortest.History(attack, 10, 2, detectortest.IP, detectortest.Actions...)
 			},
 			judged: scrape(attack, 75),
 		},
@@ -180,7 +183,7 @@ func TestExfil(t *testing.T) {
 	d := exfil.New(exfil.DefaultConfig())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := run(d, tt.profile(t), tt.judged)
+			got := detectortest.Run(d, tt.profile(t), tt.judged)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d findings, want %d: %+v", len(got), len(tt.want), got)
 			}
@@ -218,10 +221,10 @@ func TestConfigValidate(t *testing.T) {
 // judged against the baseline and found normal, "firing" the call that
 // crosses the threshold and builds a finding.
 func BenchmarkDetect(b *testing.B) {
-	p := trained(b, traffic(1, t0.Add(-21*24*time.Hour), t0, daily(20, 300), lognormal(50e3, 1)), t0)
+	p := detectortest.Trained(b, detectortest.Traffic(1, t0.Add(-21*24*time.Hour), t0, detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)), t0)
 	d := exfil.New(exfil.DefaultConfig())
 	at := t0.Add(34 * time.Hour)
-	ev := detectortest.Event(at, "s3:GetObject", "10.20.1.7")
+	ev := detectortest.Event(at, "s3:GetObject", detectortest.IP)
 	ev.BytesOut = 80e3
 	big := ev
 	big.BytesOut = 900 * mib
@@ -240,14 +243,7 @@ func BenchmarkDetect(b *testing.B) {
 			in := detectortest.Input(p, c.ev)
 			c.window.Hour = at.Unix() / 3600
 			in.Window = c.window
-			dst := make([]schemas.Finding, 0, 1)
-			if n := len(d.Detect(in, dst)); n != c.fires {
-				b.Fatalf("%d findings, want %d", n, c.fires)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				dst = d.Detect(in, dst[:0])
-			}
+			detectortest.BenchmarkDetect(b, d, in, c.fires)
 		})
 	}
 }

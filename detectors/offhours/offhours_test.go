@@ -12,11 +12,14 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
+// t0 is a Monday midnight: histories end there, the judged traffic starts.
+var t0 = time.Date(2026, 11, 9, 0, 0, 0, 0, time.UTC)
+
 // at is one event at each of the times.
 func at(times ...time.Time) []schemas.Event {
 	var evs []schemas.Event
 	for _, t := range times {
-		evs = append(evs, detectortest.Event(t, "s3:GetObject", "10.20.1.7"))
+		evs = append(evs, detectortest.Event(t, "s3:GetObject", detectortest.IP))
 	}
 	return evs
 }
@@ -73,87 +76,87 @@ func TestOffHours(t *testing.T) {
 		{
 			name: "business-hours service used at 03:00",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0, 20), nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Daily(0, 20), nil), t0)
 			},
-			judged: merge(traffic(2, t0, t0.Add(72*time.Hour), daily(0, 20), nil), at(night, night.Add(40*time.Minute), night.Add(2*time.Hour))),
+			judged: detectortest.Merge(detectortest.Traffic(2, t0, t0.Add(72*time.Hour), detectortest.Daily(0, 20), nil), at(night, night.Add(40*time.Minute), night.Add(2*time.Hour))),
 			want:   []want{{night, schemas.SeverityMedium}, {night, schemas.SeverityMedium}},
 		},
 		{
 			name: "business-hours service, a normal week",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0, 20), nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Daily(0, 20), nil), t0)
 			},
-			judged: traffic(3, t0, t0.Add(7*24*time.Hour), daily(0, 20), nil),
+			judged: detectortest.Traffic(3, t0, t0.Add(7*24*time.Hour), detectortest.Daily(0, 20), nil),
 		},
 		{
 			name: "nightly job run at 14:00, two weeks of history",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(4, t0.Add(-14*24*time.Hour), t0, job, nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(4, t0.Add(-14*24*time.Hour), t0, job, nil), t0)
 			},
-			judged: merge(traffic(5, t0, t0.Add(48*time.Hour), job, nil), at(t0.Add(38*time.Hour+5*time.Minute))),
+			judged: detectortest.Merge(detectortest.Traffic(5, t0, t0.Add(48*time.Hour), job, nil), at(t0.Add(38*time.Hour+5*time.Minute))),
 			want:   []want{{t0.Add(38 * time.Hour), schemas.SeverityMedium}},
 		},
 		{
 			name: "nightly job, a normal week",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(4, t0.Add(-21*24*time.Hour), t0, job, nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(4, t0.Add(-21*24*time.Hour), t0, job, nil), t0)
 			},
-			judged: traffic(6, t0, t0.Add(7*24*time.Hour), job, nil),
+			judged: detectortest.Traffic(6, t0, t0.Add(7*24*time.Hour), job, nil),
 		},
 		{
 			name: "nightly job moved an hour earlier (daylight saving) is not off hours",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(4, t0.Add(-21*24*time.Hour), t0, job, nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(4, t0.Add(-21*24*time.Hour), t0, job, nil), t0)
 			},
 			judged: at(t0.Add(24*time.Hour+time.Hour+5*time.Minute), t0.Add(48*time.Hour+time.Hour+5*time.Minute)),
 		},
 		{
 			name: "night shift across midnight, used at noon",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(7, t0.Add(-21*24*time.Hour), t0, hours(22, 4, 10), nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(7, t0.Add(-21*24*time.Hour), t0, hours(22, 4, 10), nil), t0)
 			},
-			judged: merge(traffic(8, t0, t0.Add(48*time.Hour), hours(22, 4, 10), nil), at(t0.Add(36*time.Hour+time.Minute))),
+			judged: detectortest.Merge(detectortest.Traffic(8, t0, t0.Add(48*time.Hour), hours(22, 4, 10), nil), at(t0.Add(36*time.Hour+time.Minute))),
 			want:   []want{{t0.Add(36 * time.Hour), schemas.SeverityMedium}},
 		},
 		{
 			name: "24x7 service, a normal week",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(9, t0.Add(-28*24*time.Hour), t0, flat(5), nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(9, t0.Add(-28*24*time.Hour), t0, detectortest.Flat(5), nil), t0)
 			},
-			judged: traffic(10, t0, t0.Add(7*24*time.Hour), flat(5), nil),
+			judged: detectortest.Traffic(10, t0, t0.Add(7*24*time.Hour), detectortest.Flat(5), nil),
 		},
 		{
 			name: "24x7 service used in its nightly maintenance window",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(11, t0.Add(-28*24*time.Hour), t0, hours(6, 3, 5), nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(11, t0.Add(-28*24*time.Hour), t0, hours(6, 3, 5), nil), t0)
 			},
 			judged: at(t0.Add(24*time.Hour + 4*time.Hour + 30*time.Minute)),
 		},
 		{
 			name: "sporadic identity without a rhythm",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(12, t0.Add(-28*24*time.Hour), t0, sporadic(12), nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(12, t0.Add(-28*24*time.Hour), t0, sporadic(12), nil), t0)
 			},
-			judged: merge(traffic(13, t0, t0.Add(7*24*time.Hour), sporadic(13), nil), at(t0.Add(45*time.Hour+time.Minute))),
+			judged: detectortest.Merge(detectortest.Traffic(13, t0, t0.Add(7*24*time.Hour), sporadic(13), nil), at(t0.Add(45*time.Hour+time.Minute))),
 		},
 		{
 			name: "history shorter than min_days",
 			profile: func(tb testing.TB) *baseline.Profile {
-				return trained(tb, traffic(14, t0.Add(-10*24*time.Hour), t0, daily(0, 20), nil), t0)
+				return detectortest.Trained(tb, detectortest.Traffic(14, t0.Add(-10*24*time.Hour), t0, detectortest.Daily(0, 20), nil), t0)
 			},
 			judged: at(night),
 		},
 		{
 			name: "no built baseline yet",
 			profile: func(testing.TB) *baseline.Profile {
-				return detectortest.History(t0, 72, 2, "10.20.1.7", actions...)
+				return detectortest.History(t0, 72, 2, detectortest.IP, detectortest.Actions...)
 			},
 			judged: at(night),
 		},
 		{
 			name: "zero baseline",
 			profile: func(testing.TB) *baseline.Profile {
-				p := detectortest.History(t0, 72, 2, "10.20.1.7", actions...)
+				p := detectortest.History(t0, 72, 2, detectortest.IP, detectortest.Actions...)
 				p.Apply(&baseline.Baseline{DataThrough: t0}, baseline.DefaultClasses())
 				return p
 			},
@@ -162,7 +165,7 @@ func TestOffHours(t *testing.T) {
 		{
 			name: "identity still learning",
 			profile: func(testing.TB) *baseline.Profile {
-				return detectortest.History(night.Add(-time.Hour), 10, 10, "10.20.1.7", actions...)
+				return detectortest.History(night.Add(-time.Hour), 10, 10, detectortest.IP, detectortest.Actions...)
 			},
 			judged: at(night),
 		},
@@ -175,7 +178,7 @@ func TestOffHours(t *testing.T) {
 	d := offhours.New(offhours.DefaultConfig())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := run(d, tt.profile(t), tt.judged)
+			got := detectortest.Run(d, tt.profile(t), tt.judged)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d findings, want %d: %+v", len(got), len(tt.want), got)
 			}
@@ -197,7 +200,7 @@ func TestOffHours(t *testing.T) {
 // TestOneFindingPerDay: a night of activity is one finding id, the next
 // night another.
 func TestOneFindingPerDay(t *testing.T) {
-	p := trained(t, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0, 20), nil), t0)
+	p := detectortest.Trained(t, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Daily(0, 20), nil), t0)
 	var times []time.Time
 	for day := range 2 {
 		for h := range 4 {
@@ -205,7 +208,7 @@ func TestOneFindingPerDay(t *testing.T) {
 			times = append(times, t0.Add(time.Duration(24*(day+1)+1+h)*time.Hour+25*time.Minute))
 		}
 	}
-	got := run(offhours.New(offhours.DefaultConfig()), p, at(times...))
+	got := detectortest.Run(offhours.New(offhours.DefaultConfig()), p, at(times...))
 	var ids []string
 	for _, f := range got {
 		ids = append(ids, f.ID)
@@ -238,10 +241,10 @@ func TestConfigValidate(t *testing.T) {
 // first event of a working hour (the hour's share is looked up), "firing"
 // the first event of a night hour.
 func BenchmarkDetect(b *testing.B) {
-	p := trained(b, traffic(1, t0.Add(-28*24*time.Hour), t0, daily(0, 20), nil), t0)
+	p := detectortest.Trained(b, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Daily(0, 20), nil), t0)
 	d := offhours.New(offhours.DefaultConfig())
-	day := detectortest.Event(t0.Add(34*time.Hour), "s3:GetObject", "10.20.1.7")
-	night := detectortest.Event(t0.Add(27*time.Hour), "s3:GetObject", "10.20.1.7")
+	day := detectortest.Event(t0.Add(34*time.Hour), "s3:GetObject", detectortest.IP)
+	night := detectortest.Event(t0.Add(27*time.Hour), "s3:GetObject", detectortest.IP)
 	cases := []struct {
 		name  string
 		ev    *schemas.Event
@@ -256,14 +259,7 @@ func BenchmarkDetect(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			in := detectortest.Input(p, c.ev)
 			in.Window = baseline.Window{Hour: c.ev.Time.Unix() / 3600, Count: c.count}
-			dst := make([]schemas.Finding, 0, 1)
-			if n := len(d.Detect(in, dst)); n != c.fires {
-				b.Fatalf("%d findings, want %d", n, c.fires)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				dst = d.Detect(in, dst[:0])
-			}
+			detectortest.BenchmarkDetect(b, d, in, c.fires)
 		})
 	}
 }

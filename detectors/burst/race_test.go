@@ -1,5 +1,0 @@
-//go:build race
-
-package burst_test
-
-func init() { raceEnabled = true }

@@ -1,5 +1,0 @@
-//go:build race
-
-package exfil_test
-
-func init() { raceEnabled = true }

@@ -1,5 +1,0 @@
-//go:build race
-
-package offhours_test
-
-func init() { raceEnabled = true }
