@@ -24,7 +24,7 @@ func weekday(t time.Time) bool { return t.Weekday() != time.Saturday && t.Weekda
 func jobProfile(t testing.TB, starts []time.Time) *baseline.Profile {
 	t.Helper()
 	through := starts[len(starts)-1].Add(6 * time.Hour)
-	p := profileOf(job, "job", runs(job, starts, 8), through)
+	p := detectortest.Built(t, job, "job", runs(job, starts, 8), through)
 	if m := p.Model(); m == nil || m.Cadence == nil {
 		t.Fatalf("the history has no cadence: %+v", m)
 	}
@@ -108,7 +108,7 @@ func TestCadenceBreak(t *testing.T) {
 				tt.cfg(&cfg)
 			}
 			d := cadence.New(cfg)
-			ev := eventOf(job, tt.when(tt.p), "s3:PutObject")
+			ev := detectortest.EventOf(job, tt.when(tt.p), "s3:PutObject")
 			in := detectortest.Input(tt.p, &ev)
 			in.Learning, in.Relearning = tt.learning, tt.relearning
 			got := d.Detect(in, nil)
@@ -173,7 +173,7 @@ func TestEdgeCases(t *testing.T) {
 	d := cadence.New(cadence.DefaultConfig())
 	t.Run("first event ever", func(t *testing.T) {
 		p := &baseline.Profile{Identity: job}
-		ev := eventOf(job, origin, "s3:PutObject")
+		ev := detectortest.EventOf(job, origin, "s3:PutObject")
 		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 0 {
 			t.Fatalf("got %+v", got)
 		}
@@ -187,18 +187,18 @@ func TestEdgeCases(t *testing.T) {
 	})
 	t.Run("a service: model without cadence", func(t *testing.T) {
 		through := origin.Add(14 * 24 * time.Hour)
-		p := profileOf(job, "service", schedule(job, origin, through, func(time.Time) bool { return true }), through)
+		p := detectortest.Built(t, job, "service", detectortest.Schedule(job, origin, through, func(time.Time) bool { return true }), through)
 		if p.Model() == nil || p.Model().Cadence != nil {
 			t.Fatalf("model %+v", p.Model())
 		}
-		ev := eventOf(job, through.Add(5*time.Hour+17*time.Minute), "s3:PutObject")
+		ev := detectortest.EventOf(job, through.Add(5*time.Hour+17*time.Minute), "s3:PutObject")
 		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 0 {
 			t.Fatalf("got %+v", got)
 		}
 	})
 	t.Run("an event older than the last run", func(t *testing.T) {
 		p := jobProfile(t, daily(origin, 0, 28, 2, 0, nil))
-		ev := eventOf(job, p.Model().Cadence.LastRun.Add(-10*time.Hour), "s3:PutObject")
+		ev := detectortest.EventOf(job, p.Model().Cadence.LastRun.Add(-10*time.Hour), "s3:PutObject")
 		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 0 {
 			t.Fatalf("got %+v", got)
 		}
@@ -237,7 +237,7 @@ func BenchmarkDetect(b *testing.B) {
 	}{{"quiet", at(p, 1, 2, 3), 0}, {"fire", at(p, 0, 14, 0), 1}} {
 		b.Run(c.name, func(b *testing.B) {
 			d := cadence.New(cadence.DefaultConfig())
-			ev := eventOf(job, c.at, "s3:PutObject")
+			ev := detectortest.EventOf(job, c.at, "s3:PutObject")
 			in := detectortest.Input(p, &ev)
 			dst := make([]schemas.Finding, 0, 4)
 			if got := d.Detect(in, dst); len(got) != c.fires {

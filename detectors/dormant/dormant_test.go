@@ -34,10 +34,10 @@ func everyNineDays(t time.Time) bool {
 
 func TestReactivation(t *testing.T) {
 	through := start.Add(21 * 24 * time.Hour) // three weeks of history
-	weekdays := profileOf(service, "service", schedule(service, start, through, businessHours), through)
-	nine := profileOf(service, "service", schedule(service, start, through, everyNineDays), through)
-	thin := profileOf(service, "service", schedule(service, start, start.Add(2*time.Hour), func(time.Time) bool { return true }), start.Add(3*time.Hour))
-	glass := profileOf(breakGlass, "break_glass", []schemas.Event{eventOf(breakGlass, start.Add(50*time.Hour), "iam:ListRoles")}, through)
+	weekdays := detectortest.Built(t, service, "service", detectortest.Schedule(service, start, through, businessHours), through)
+	nine := detectortest.Built(t, service, "service", detectortest.Schedule(service, start, through, everyNineDays), through)
+	thin := detectortest.Built(t, service, "service", detectortest.Schedule(service, start, start.Add(2*time.Hour), func(time.Time) bool { return true }), start.Add(3*time.Hour))
+	glass := detectortest.Built(t, breakGlass, "break_glass", []schemas.Event{detectortest.EventOf(breakGlass, start.Add(50*time.Hour), "iam:ListRoles")}, through)
 	young := detectortest.History(start.Add(2*24*time.Hour), 48, 2, "10.20.1.7", "s3:GetObject") // no class, no model yet
 
 	tests := []struct {
@@ -77,20 +77,14 @@ func TestReactivation(t *testing.T) {
 	d := dormant.New(dormant.DefaultConfig())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := eventOf(tt.id, tt.p.LastSeen.Add(tt.after), "s3:GetObject")
+			ev := detectortest.EventOf(tt.id, tt.p.LastSeen.Add(tt.after), "s3:GetObject")
 			in := detectortest.Input(tt.p, &ev)
 			in.Relearning = tt.relearning
 			got := d.Detect(in, nil)
-			if tt.wantSev == "" {
-				if len(got) != 0 {
-					t.Fatalf("want no finding, got %+v", got)
-				}
+			f, ok := detectortest.Single(t, got, tt.wantSev != "")
+			if !ok {
 				return
 			}
-			if len(got) != 1 {
-				t.Fatalf("got %d findings, want 1: %+v", len(got), got)
-			}
-			f := got[0]
 			t.Logf("%s %d: %s", f.Severity, f.Score, f.Explanation)
 			if f.Severity != tt.wantSev || f.Score < tt.minScore || f.Score > tt.maxScore {
 				t.Errorf("severity %s score %d, want %s in %d..%d: %s", f.Severity, f.Score, tt.wantSev, tt.minScore, tt.maxScore, f.Explanation)
@@ -116,24 +110,19 @@ func TestReactivation(t *testing.T) {
 func TestSeasonalStream(t *testing.T) {
 	d := dormant.New(dormant.DefaultConfig())
 	through := start.Add(7 * 24 * time.Hour)
-	p := profileOf(service, "service", schedule(service, start, through, businessHours), through)
+	p := detectortest.Built(t, service, "service", detectortest.Schedule(service, start, through, businessHours), through)
 	var got []schemas.Finding
-	feed := func(evs []schemas.Event) {
-		for i := range evs {
-			got = d.Detect(detectortest.Input(p, &evs[i]), got)
-			p.Observe(&evs[i])
-		}
-	}
+	feed := func(evs []schemas.Event) { got = append(got, detectortest.Run(d, p, evs)...) }
 	for week := 1; week < 5; week++ {
 		from := start.Add(time.Duration(week) * 7 * 24 * time.Hour)
-		feed(schedule(service, from, from.Add(7*24*time.Hour), businessHours))
+		feed(detectortest.Schedule(service, from, from.Add(7*24*time.Hour), businessHours))
 	}
 	if len(got) != 0 {
 		t.Fatalf("four weeks of normal weekday traffic raised %+v", got)
 	}
 	last := p.LastSeen
 	back := start.Add(7 * 7 * 24 * time.Hour) // two silent weeks later
-	feed(schedule(service, back, back.Add(7*24*time.Hour), businessHours))
+	feed(detectortest.Schedule(service, back, back.Add(7*24*time.Hour), businessHours))
 	if len(got) != 1 {
 		t.Fatalf("the reactivation raised %d findings, want 1: %+v", len(got), got)
 	}
@@ -150,7 +139,7 @@ func TestEdgeCases(t *testing.T) {
 	t.Run("first event ever", func(t *testing.T) {
 		p := &baseline.Profile{Identity: breakGlass}
 		p.Apply(&baseline.Baseline{Identity: breakGlass, Class: "break_glass"}, baseline.DefaultClasses())
-		ev := eventOf(breakGlass, start, "iam:ListRoles")
+		ev := detectortest.EventOf(breakGlass, start, "iam:ListRoles")
 		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 0 {
 			t.Fatalf("a brand-new identity raised %+v", got)
 		}
@@ -159,9 +148,9 @@ func TestEdgeCases(t *testing.T) {
 		classes := baseline.Classes{{Name: "always_on", Identities: []string{"*"}}, *baseline.DefaultClasses().Named(baseline.ClassService)}
 		p := &baseline.Profile{Identity: service}
 		p.Apply(&baseline.Baseline{Identity: service, Class: "always_on"}, classes)
-		first := eventOf(service, start, "s3:GetObject")
+		first := detectortest.EventOf(service, start, "s3:GetObject")
 		p.Observe(&first)
-		ev := eventOf(service, start.Add(365*24*time.Hour), "s3:GetObject")
+		ev := detectortest.EventOf(service, start.Add(365*24*time.Hour), "s3:GetObject")
 		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 0 {
 			t.Fatalf("a class without dormancy raised %+v", got)
 		}
@@ -173,10 +162,10 @@ func TestEdgeCases(t *testing.T) {
 		}
 		p := &baseline.Profile{Identity: service}
 		p.Apply(&baseline.Baseline{Identity: service, Class: "slow"}, classes)
-		for _, ev := range schedule(service, start, start.Add(24*time.Hour), func(time.Time) bool { return true }) {
+		for _, ev := range detectortest.Schedule(service, start, start.Add(24*time.Hour), func(time.Time) bool { return true }) {
 			p.Observe(&ev)
 		}
-		ev := eventOf(service, p.LastSeen.Add(6*24*time.Hour), "s3:GetObject")
+		ev := detectortest.EventOf(service, p.LastSeen.Add(6*24*time.Hour), "s3:GetObject")
 		in := detectortest.Input(p, &ev)
 		if !in.Learning {
 			t.Fatal("the identity should still be learning by age")
@@ -188,11 +177,11 @@ func TestEdgeCases(t *testing.T) {
 	})
 	t.Run("zero baseline: a model with no gaps", func(t *testing.T) {
 		through := start.Add(2 * 24 * time.Hour)
-		p := profileOf(service, "service", schedule(service, start, through, func(time.Time) bool { return true }), through)
+		p := detectortest.Built(t, service, "service", detectortest.Schedule(service, start, through, func(time.Time) bool { return true }), through)
 		if m := p.Model(); m == nil || m.LongestGap != 0 {
 			t.Fatalf("model: %+v", m)
 		}
-		ev := eventOf(service, p.LastSeen.Add(8*24*time.Hour), "s3:GetObject")
+		ev := detectortest.EventOf(service, p.LastSeen.Add(8*24*time.Hour), "s3:GetObject")
 		got := d.Detect(detectortest.Input(p, &ev), nil)
 		if len(got) != 1 || !strings.Contains(got[0].Explanation, "never silent for a whole hour") {
 			t.Fatalf("got %+v", got)
@@ -200,12 +189,12 @@ func TestEdgeCases(t *testing.T) {
 	})
 	t.Run("one finding per reactivation", func(t *testing.T) {
 		p := detectortest.History(start.Add(2*24*time.Hour), 48, 2, "10.20.1.7", "s3:GetObject")
-		ev := eventOf(service, p.LastSeen.Add(8*24*time.Hour), "s3:GetObject")
+		ev := detectortest.EventOf(service, p.LastSeen.Add(8*24*time.Hour), "s3:GetObject")
 		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 1 {
 			t.Fatalf("reactivation: %d findings", len(got))
 		}
 		p.Observe(&ev)
-		next := eventOf(service, ev.Time.Add(time.Minute), "s3:GetObject")
+		next := detectortest.EventOf(service, ev.Time.Add(time.Minute), "s3:GetObject")
 		if got := d.Detect(detectortest.Input(p, &next), nil); len(got) != 0 {
 			t.Fatalf("the next event raised %+v", got)
 		}
@@ -225,7 +214,7 @@ func TestConfigValidate(t *testing.T) {
 // one, and a reactivation, which builds a finding.
 func BenchmarkDetect(b *testing.B) {
 	through := start.Add(21 * 24 * time.Hour)
-	p := profileOf(service, "service", schedule(service, start, through, businessHours), through)
+	p := detectortest.Built(b, service, "service", detectortest.Schedule(service, start, through, businessHours), through)
 	for _, c := range []struct {
 		name  string
 		after time.Duration
@@ -233,16 +222,9 @@ func BenchmarkDetect(b *testing.B) {
 	}{{"quiet", 20 * time.Minute, 0}, {"fire", 30 * 24 * time.Hour, 1}} {
 		b.Run(c.name, func(b *testing.B) {
 			d := dormant.New(dormant.DefaultConfig())
-			ev := eventOf(service, p.LastSeen.Add(c.after), "s3:GetObject")
+			ev := detectortest.EventOf(service, p.LastSeen.Add(c.after), "s3:GetObject")
 			in := detectortest.Input(p, &ev)
-			dst := make([]schemas.Finding, 0, 4)
-			if got := d.Detect(in, dst); len(got) != c.fires {
-				b.Fatalf("%d findings, want %d", len(got), c.fires)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				dst = d.Detect(in, dst[:0])
-			}
+			detectortest.BenchmarkDetect(b, d, in, c.fires)
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/detectortest"
 	"github.com/nhisentry/nhisentry/detectors/fanout"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -22,7 +23,7 @@ func peer(i int) string { return fmt.Sprintf("spiffe://prod.example.org/ns/svc-%
 
 // call is a mesh call of api to peer at t.
 func call(t time.Time, to string, result schemas.Result) schemas.Event {
-	ev := detectortest.Event(t, "GET /v1/items/{id}", "10.20.1.7")
+	ev := detectortest.Event(t, "GET /v1/items/{id}", detectortest.IP)
 	ev.ID += "-" + to
 	ev.Identity = api
 	ev.Source = schemas.Source{Family: schemas.FamilyMesh, Format: "envoy_json"}
@@ -52,18 +53,6 @@ func steady(days, peers int, grow map[int]bool) []schemas.Event {
 		}
 	}
 	return evs
-}
-
-// feed runs d over evs in order and folds each into p, as the engine does.
-func feed(d *fanout.Detector, p *baseline.Profile, evs []schemas.Event, relearning bool) []schemas.Finding {
-	var got []schemas.Finding
-	for i := range evs {
-		in := detectortest.Input(p, &evs[i])
-		in.Relearning = relearning
-		got = d.Detect(in, got)
-		p.Observe(&evs[i])
-	}
-	return got
 }
 
 // attack is calls to fresh peers first..first+n−1 within 30 minutes from
@@ -114,7 +103,7 @@ func TestFanOut(t *testing.T) {
 	d := fanout.New(fanout.DefaultConfig())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := profileOf(api, "service", tt.history, now)
+			p := detectortest.Built(t, api, "service", tt.history, now)
 			if tt.built && p.Model() == nil {
 				t.Fatal("no model")
 			}
@@ -124,31 +113,21 @@ func TestFanOut(t *testing.T) {
 					p.Observe(&tt.history[i])
 				}
 				if len(tt.history) == 0 { // a role that made other calls for a week
-					first, last := detectortest.Event(origin, "s3:GetObject", "10.20.1.7"), detectortest.Event(now.Add(-time.Hour), "s3:GetObject", "10.20.1.7")
+					first, last := detectortest.Event(origin, "s3:GetObject", detectortest.IP), detectortest.Event(now.Add(-time.Hour), "s3:GetObject", detectortest.IP)
 					for range 60 {
 						p.Observe(&first)
 					}
 					p.Observe(&last)
 				}
 			}
-			var got []schemas.Finding
-			for i := range tt.next {
-				in := detectortest.Input(p, &tt.next[i])
+			got := detectortest.Run(d, p, tt.next, func(in *detectors.Input) {
 				in.Learning = in.Learning || tt.learning
 				in.Relearning = tt.relearning
-				got = d.Detect(in, got)
-				p.Observe(&tt.next[i])
-			}
-			if tt.wantSev == "" {
-				if len(got) != 0 {
-					t.Fatalf("want no finding, got %d: %s", len(got), got[0].Explanation)
-				}
+			})
+			f, ok := detectortest.Single(t, got, tt.wantSev != "")
+			if !ok {
 				return
 			}
-			if len(got) != 1 {
-				t.Fatalf("got %d findings, want 1", len(got))
-			}
-			f := got[0]
 			t.Logf("%s %d %s: %s | %s", f.Severity, f.Score, f.Technique, f.Explanation, f.Analysis.Baseline)
 			if f.Severity != tt.wantSev || f.Score < tt.minScore {
 				t.Errorf("severity %s score %d, want %s ≥ %d", f.Severity, f.Score, tt.wantSev, tt.minScore)
@@ -169,8 +148,8 @@ func TestFanOut(t *testing.T) {
 func TestSeasonalStream(t *testing.T) {
 	d := fanout.New(fanout.DefaultConfig())
 	evs := steady(28, 4, map[int]bool{9: true, 13: true, 20: true, 21: true, 26: true})
-	p := profileOf(api, "service", evs[:0], origin)
-	if got := feed(d, p, evs, false); len(got) != 0 {
+	p := detectortest.Built(t, api, "service", evs[:0], origin)
+	if got := detectortest.Run(d, p, evs); len(got) != 0 {
 		t.Fatalf("%d findings, first %s", len(got), got[0].Explanation)
 	}
 	if n := p.KnownCount(baseline.DimPeer); n != 9 {
@@ -195,8 +174,8 @@ func TestEdgeCases(t *testing.T) {
 		}
 	})
 	t.Run("no peer", func(t *testing.T) {
-		p := profileOf(api, "service", steady(7, 3, nil), origin.Add(7*24*time.Hour))
-		ev := detectortest.Event(origin.Add(7*24*time.Hour+time.Minute), "s3:GetObject", "10.20.1.7")
+		p := detectortest.Built(t, api, "service", steady(7, 3, nil), origin.Add(7*24*time.Hour))
+		ev := detectortest.Event(origin.Add(7*24*time.Hour+time.Minute), "s3:GetObject", detectortest.IP)
 		in := detectortest.Input(p, &ev)
 		in.Window.NewPeers = 9
 		if got := d.Detect(in, nil); len(got) != 0 {
@@ -205,8 +184,8 @@ func TestEdgeCases(t *testing.T) {
 	})
 	t.Run("one finding per hour, another the next hour", func(t *testing.T) {
 		now := origin.Add(7*24*time.Hour + 14*time.Hour)
-		p := profileOf(api, "service", steady(7, 3, nil), now)
-		got := feed(d, p, append(attack(now, 100, 12), attack(now.Add(time.Hour), 200, 6)...), false)
+		p := detectortest.Built(t, api, "service", steady(7, 3, nil), now)
+		got := detectortest.Run(d, p, append(attack(now, 100, 12), attack(now.Add(time.Hour), 200, 6)...))
 		if len(got) != 2 || got[0].ID == got[1].ID {
 			t.Fatalf("got %d findings: %+v", len(got), got)
 		}
@@ -226,7 +205,7 @@ func TestConfigValidate(t *testing.T) {
 // path) and the call that brings the hour to its fifth new peer.
 func BenchmarkDetect(b *testing.B) {
 	now := origin.Add(7*24*time.Hour + 14*time.Hour)
-	p := profileOf(api, "service", steady(7, 3, nil), now)
+	p := detectortest.Built(b, api, "service", steady(7, 3, nil), now)
 	evs := attack(now, 100, 4)
 	for i := range evs {
 		p.Observe(&evs[i])
@@ -240,14 +219,7 @@ func BenchmarkDetect(b *testing.B) {
 			d := fanout.New(fanout.DefaultConfig())
 			ev := call(now.Add(40*time.Minute), c.to, schemas.ResultSuccess)
 			in := detectortest.Input(p, &ev)
-			dst := make([]schemas.Finding, 0, 4)
-			if got := d.Detect(in, dst); len(got) != c.fires {
-				b.Fatalf("%d findings, want %d", len(got), c.fires)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				dst = d.Detect(in, dst[:0])
-			}
+			detectortest.BenchmarkDetect(b, d, in, c.fires)
 		})
 	}
 }
