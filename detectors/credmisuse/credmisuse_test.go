@@ -9,6 +9,7 @@ import (
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
 	"github.com/nhisentry/nhisentry/detectors/credmisuse"
+	"github.com/nhisentry/nhisentry/detectors/detectortest"
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
@@ -42,20 +43,6 @@ func history(id schemas.Identity, end time.Time, hours int, ips ...string) *base
 		}
 	}
 	return p
-}
-
-func input(p *baseline.Profile, ev *schemas.Event) *detectors.Input {
-	in := detectors.NewInput(p, ev, ev.Time.Time)
-	return &in
-}
-
-// titles prints findings for failure messages.
-func titles(fs []schemas.Finding) string {
-	var b strings.Builder
-	for _, f := range fs {
-		fmt.Fprintf(&b, "\n  [%s %d] %s: %s", f.Severity, f.Score, f.Title, f.Explanation)
-	}
-	return b.String()
 }
 
 func id(identity, kind string, key ...string) string {
@@ -99,19 +86,19 @@ func TestOutsideEnvironment(t *testing.T) {
 			d := credmisuse.New(credmisuse.DefaultConfig(), nil)
 			ev := use(now, tt.id, tt.cred, tt.ip)
 			ev.Actor.Session = tt.session
-			got := d.Detect(input(tt.p, &ev), nil)
+			got := d.Detect(detectortest.Input(tt.p, &ev), nil)
 			if tt.wantKey == nil {
 				if len(got) != 0 {
-					t.Fatalf("want quiet, got %s", titles(got))
+					t.Fatalf("want quiet, got %s", detectortest.Titles(got))
 				}
 				return
 			}
 			if len(got) != 1 {
-				t.Fatalf("got %d findings, want 1: %s", len(got), titles(got))
+				t.Fatalf("got %d findings, want 1: %s", len(got), detectortest.Titles(got))
 			}
 			f := got[0]
 			if f.ID != id(tt.id.ID, credmisuse.KindOutsideEnvironment, tt.wantKey...) {
-				t.Errorf("finding id is not the (identity, kind, network) one: %s", titles(got))
+				t.Errorf("finding id is not the (identity, kind, network) one: %s", detectortest.Titles(got))
 			}
 			if f.Severity != schemas.SeverityHigh || f.Score != 85 || f.Technique != "T1078.004" || f.Analysis.Pattern != schemas.PatternUnseen {
 				t.Errorf("finding: %+v", f)
@@ -126,8 +113,8 @@ func TestOutsideEnvironment(t *testing.T) {
 		cfg.NATCIDRs = []string{"203.0.113.0/24"}
 		ev := use(now, role, session, "203.0.113.9")
 		ev.Actor.Session = "i-0abc12345def67890"
-		if got := credmisuse.New(cfg, nil).Detect(input(roleHist, &ev), nil); len(got) != 0 {
-			t.Fatalf("NAT egress reported: %s", titles(got))
+		if got := credmisuse.New(cfg, nil).Detect(detectortest.Input(roleHist, &ev), nil); len(got) != 0 {
+			t.Fatalf("NAT egress reported: %s", detectortest.Titles(got))
 		}
 	})
 	t.Run("workload credential issued in one cluster used in another", func(t *testing.T) {
@@ -143,17 +130,17 @@ func TestOutsideEnvironment(t *testing.T) {
 		p.Observe(&home)
 		ev := use(now, staging, saToken, "10.20.1.8")
 		ev.Source.Cluster, ev.Actor.Namespace = "staging", "payments"
-		got := d.Detect(input(p, &ev), nil)
+		got := d.Detect(detectortest.Input(p, &ev), nil)
 		if len(got) != 1 || got[0].ID != id(staging.ID, credmisuse.KindOutsideEnvironment, "cluster", "staging") {
-			t.Fatalf("want one foreign-cluster finding, got %s", titles(got))
+			t.Fatalf("want one foreign-cluster finding, got %s", detectortest.Titles(got))
 		}
 		if !strings.Contains(got[0].Explanation, "issued in cluster prod") {
 			t.Errorf("explanation: %s", got[0].Explanation)
 		}
 		own := use(now, staging, schemas.Credential{ID: "JTI=staging-own", Type: "k8s_sa_token"}, "10.20.1.8")
 		own.Source.Cluster, own.Actor.Namespace = "staging", "payments"
-		if got := d.Detect(input(p, &own), nil); len(got) != 0 {
-			t.Fatalf("a token of the cluster itself: %s", titles(got))
+		if got := d.Detect(detectortest.Input(p, &own), nil); len(got) != 0 {
+			t.Fatalf("a token of the cluster itself: %s", detectortest.Titles(got))
 		}
 	})
 }
@@ -208,16 +195,16 @@ func TestConcurrentSources(t *testing.T) {
 			for i, s := range tt.steps {
 				at = at.Add(s.after)
 				ev := use(at, role, cred, s.ip)
-				got := d.Detect(input(p, &ev), nil)
+				got := d.Detect(detectortest.Input(p, &ev), nil)
 				p.Observe(&ev)
 				if !s.want {
 					if len(got) != 0 {
-						t.Fatalf("step %d (%s): want quiet, got %s", i, s.ip, titles(got))
+						t.Fatalf("step %d (%s): want quiet, got %s", i, s.ip, detectortest.Titles(got))
 					}
 					continue
 				}
 				if len(got) != 1 || got[0].Severity != schemas.SeverityHigh || got[0].Technique != "T1550.001" {
-					t.Fatalf("step %d (%s): want one high finding, got %s", i, s.ip, titles(got))
+					t.Fatalf("step %d (%s): want one high finding, got %s", i, s.ip, detectortest.Titles(got))
 				}
 				if !strings.Contains(got[0].Explanation, "apart; one source expected within 5m0s") {
 					t.Errorf("explanation: %s", got[0].Explanation)
@@ -242,15 +229,15 @@ func TestConcurrentSources(t *testing.T) {
 		p := history(role, now.Add(-time.Hour), 72, "10.30.4.2")
 		for i, c := range []string{"ASIAONE", "ASIATWO", "ASIATHREE"} {
 			ev := use(now.Add(time.Duration(i)*time.Second), role, schemas.Credential{ID: c, Type: "aws_sts"}, "10.30.4.2")
-			d.Detect(input(p, &ev), nil)
+			d.Detect(detectortest.Input(p, &ev), nil)
 		}
 		ev := use(now.Add(5*time.Second), role, schemas.Credential{ID: "ASIAONE", Type: "aws_sts"}, "203.0.113.9")
-		if got := d.Detect(input(p, &ev), nil); len(got) != 0 {
-			t.Fatalf("the evicted credential's source was remembered: %s", titles(got))
+		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 0 {
+			t.Fatalf("the evicted credential's source was remembered: %s", detectortest.Titles(got))
 		}
 		ev = use(now.Add(6*time.Second), role, schemas.Credential{ID: "ASIATHREE", Type: "aws_sts"}, "203.0.113.9")
-		if got := d.Detect(input(p, &ev), nil); len(got) != 1 {
-			t.Fatalf("the newest credential's source was forgotten: %s", titles(got))
+		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 1 {
+			t.Fatalf("the newest credential's source was forgotten: %s", detectortest.Titles(got))
 		}
 	})
 }
@@ -286,15 +273,15 @@ func TestExpiry(t *testing.T) {
 			if tt.ct {
 				ev.Issuance = &schemas.Issuance{Credential: tt.cred.ID, CredentialType: "x509_certificate", Issuer: "R3"}
 			}
-			got := d.Detect(input(p, &ev), nil)
+			got := d.Detect(detectortest.Input(p, &ev), nil)
 			if tt.score == 0 {
 				if len(got) != 0 {
-					t.Fatalf("want quiet, got %s", titles(got))
+					t.Fatalf("want quiet, got %s", detectortest.Titles(got))
 				}
 				return
 			}
 			if len(got) != 1 || got[0].Score != tt.score || got[0].ID != id(role.ID, credmisuse.KindExpired, tt.cred.ID) {
-				t.Fatalf("want one expiry finding scoring %d, got %s", tt.score, titles(got))
+				t.Fatalf("want one expiry finding scoring %d, got %s", tt.score, detectortest.Titles(got))
 			}
 			if !strings.Contains(got[0].Explanation, "after it expired at") || !strings.Contains(got[0].Explanation, "clock skew 2m0s") {
 				t.Errorf("explanation: %s", got[0].Explanation)
@@ -308,8 +295,8 @@ func TestExpiry(t *testing.T) {
 		cred := schemas.Credential{ID: "hmac-sha256:accessor", Type: "vault_token", IssuedAt: schemas.At(issued),
 			ExpiresAt: schemas.At(issued.Add(40*time.Minute + time.Hour))}
 		ev := use(now, sa, cred, "10.20.1.7")
-		if got := d.Detect(input(p, &ev), nil); len(got) != 0 {
-			t.Fatalf("renewed token reported: %s", titles(got))
+		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 0 {
+			t.Fatalf("renewed token reported: %s", detectortest.Titles(got))
 		}
 	})
 }
@@ -360,18 +347,18 @@ func TestRevocation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := credmisuse.New(credmisuse.DefaultConfig(), nil)
-			if got := d.Detect(input(p, &tt.revoke), nil); len(got) != 0 {
-				t.Fatalf("the revocation itself: %s", titles(got))
+			if got := d.Detect(detectortest.Input(p, &tt.revoke), nil); len(got) != 0 {
+				t.Fatalf("the revocation itself: %s", detectortest.Titles(got))
 			}
-			got := d.Detect(input(p, &tt.use), nil)
+			got := d.Detect(detectortest.Input(p, &tt.use), nil)
 			if tt.kind == "" {
 				if len(got) != 0 {
-					t.Fatalf("want quiet, got %s", titles(got))
+					t.Fatalf("want quiet, got %s", detectortest.Titles(got))
 				}
 				return
 			}
 			if len(got) != 1 || got[0].ID != id(tt.use.Identity.ID, tt.kind, tt.use.Credential.ID) {
-				t.Fatalf("want one %s finding, got %s", tt.kind, titles(got))
+				t.Fatalf("want one %s finding, got %s", tt.kind, detectortest.Titles(got))
 			}
 			f := got[0]
 			if want := map[string]schemas.Severity{credmisuse.KindRevoked: schemas.SeverityHigh, credmisuse.KindRevokedAttempt: schemas.SeverityLow}[tt.kind]; f.Severity != want {
@@ -396,23 +383,23 @@ func TestRevocation(t *testing.T) {
 		other := del
 		other.Target.Resource = "payments/secrets/unrelated"
 		for _, ev := range []*schemas.Event{&req, &other, &del} {
-			if got := d.Detect(input(p, ev), nil); len(got) != 0 {
-				t.Fatalf("%s: %s", ev.ID, titles(got))
+			if got := d.Detect(detectortest.Input(p, ev), nil); len(got) != 0 {
+				t.Fatalf("%s: %s", ev.ID, detectortest.Titles(got))
 			}
 		}
 		ev := use(now.Add(5*time.Minute), sa, schemas.Credential{ID: "JTI=bound-1", Type: "k8s_sa_token"}, "10.20.1.7")
-		if got := d.Detect(input(p, &ev), nil); len(got) != 1 || got[0].ID != id(sa.ID, credmisuse.KindRevoked, "JTI=bound-1") {
-			t.Fatalf("want the bound token reported as revoked, got %s", titles(got))
+		if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != 1 || got[0].ID != id(sa.ID, credmisuse.KindRevoked, "JTI=bound-1") {
+			t.Fatalf("want the bound token reported as revoked, got %s", detectortest.Titles(got))
 		}
 	})
 	t.Run("a revocation is forgotten once the credential has expired", func(t *testing.T) {
 		links := map[string]ingest.Link{acc: {Credential: acc, ExpiresAt: now.Add(time.Hour)}}
 		d := credmisuse.New(credmisuse.DefaultConfig(), func(c string) (ingest.Link, bool) { l, ok := links[c]; return l, ok })
 		rev := vaultEvent(now, "auth/token/revoke-self", acc)
-		d.Detect(input(p, &rev), nil)
+		d.Detect(detectortest.Input(p, &rev), nil)
 		late := vaultUse(now.Add(2*time.Hour), acc, schemas.ResultDenied)
-		if got := d.Detect(input(p, &late), nil); len(got) != 0 {
-			t.Fatalf("an expired revocation was remembered: %s", titles(got))
+		if got := d.Detect(detectortest.Input(p, &late), nil); len(got) != 0 {
+			t.Fatalf("an expired revocation was remembered: %s", detectortest.Titles(got))
 		}
 	})
 	t.Run("the revoked set is bounded, oldest first", func(t *testing.T) {
@@ -421,11 +408,11 @@ func TestRevocation(t *testing.T) {
 		d := credmisuse.New(cfg, nil)
 		for i, a := range []string{"a1", "a2", "a3"} {
 			ev := vaultEvent(now.Add(time.Duration(i)*time.Second), "auth/token/revoke-self", a)
-			d.Detect(input(p, &ev), nil)
+			d.Detect(detectortest.Input(p, &ev), nil)
 		}
 		for a, want := range map[string]int{"a1": 0, "a2": 1, "a3": 1} {
 			ev := vaultUse(now.Add(time.Hour), a, schemas.ResultSuccess)
-			if got := d.Detect(input(p, &ev), nil); len(got) != want {
+			if got := d.Detect(detectortest.Input(p, &ev), nil); len(got) != want {
 				t.Errorf("%s: %d findings, want %d", a, len(got), want)
 			}
 		}
@@ -441,8 +428,8 @@ func TestShadowIssuer(t *testing.T) {
 	}
 	off := credmisuse.New(credmisuse.DefaultConfig(), nil)
 	rogue := issue("rogue-ca", "1a2b")
-	if got := off.Detect(input(p, &rogue), nil); len(got) != 0 {
-		t.Fatalf("the check is off without sanctioned issuers, got %s", titles(got))
+	if got := off.Detect(detectortest.Input(p, &rogue), nil); len(got) != 0 {
+		t.Fatalf("the check is off without sanctioned issuers, got %s", detectortest.Titles(got))
 	}
 	cfg := credmisuse.DefaultConfig()
 	cfg.SanctionedIssuers = []string{"vault", "vault:pki*", "spire:*", "k8s:*"}
@@ -463,16 +450,16 @@ func TestShadowIssuer(t *testing.T) {
 			var ids []string
 			for _, cred := range []string{"1a2b", "3c4d"} {
 				ev := issue(tt.issuer, cred)
-				got := d.Detect(input(p, &ev), nil)
+				got := d.Detect(detectortest.Input(p, &ev), nil)
 				if !tt.want {
 					if len(got) != 0 {
-						t.Fatalf("want quiet, got %s", titles(got))
+						t.Fatalf("want quiet, got %s", detectortest.Titles(got))
 					}
 					continue
 				}
 				if len(got) != 1 || got[0].Severity != schemas.SeverityHigh || got[0].Technique != "T1606" ||
 					!strings.Contains(got[0].Explanation, "matches none of the 4 sanctioned issuers (vault, vault:pki*, spire:* and 1 more)") {
-					t.Fatalf("want one shadow-issuer finding, got %s", titles(got))
+					t.Fatalf("want one shadow-issuer finding, got %s", detectortest.Titles(got))
 				}
 				ids = append(ids, got[0].ID)
 			}
@@ -523,10 +510,10 @@ func TestStaticAge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := use(now, role, tt.cred, "10.30.4.2")
-			got := d.Detect(input(tt.p, &ev), nil)
+			got := d.Detect(detectortest.Input(tt.p, &ev), nil)
 			if tt.score == 0 {
 				if len(got) != 0 {
-					t.Fatalf("want quiet, got %s", titles(got))
+					t.Fatalf("want quiet, got %s", detectortest.Titles(got))
 				}
 				return
 			}
@@ -535,7 +522,7 @@ func TestStaticAge(t *testing.T) {
 				kind = credmisuse.KindStaticAge
 			}
 			if len(got) != 1 || got[0].Score != tt.score || got[0].ID != id(role.ID, kind, tt.cred.ID) {
-				t.Fatalf("want one %s finding scoring %d, got %s", kind, tt.score, titles(got))
+				t.Fatalf("want one %s finding scoring %d, got %s", kind, tt.score, detectortest.Titles(got))
 			}
 			if kind == credmisuse.KindStaticAge && !strings.Contains(got[0].Explanation, "old; policy allows 90 days") {
 				t.Errorf("explanation: %s", got[0].Explanation)
@@ -575,7 +562,7 @@ func BenchmarkDetect(b *testing.B) {
 	bench := func(b *testing.B, d *credmisuse.Detector, evs []schemas.Event, wantFindings bool) {
 		ins := make([]*detectors.Input, len(evs))
 		for i := range evs {
-			ins[i] = input(p, &evs[i])
+			ins[i] = detectortest.Input(p, &evs[i])
 		}
 		dst := make([]schemas.Finding, 0, 4)
 		for i := range evs { // warm the state
@@ -605,7 +592,7 @@ func BenchmarkDetect(b *testing.B) {
 		d := credmisuse.New(credmisuse.DefaultConfig(), nil)
 		for i := range 1000 {
 			rev := vaultEvent(now.Add(-time.Hour), "auth/token/revoke-self", fmt.Sprint("acc-", i))
-			d.Detect(input(p, &rev), nil)
+			d.Detect(detectortest.Input(p, &rev), nil)
 		}
 		ev := use(now, role, session, "10.30.4.2")
 		bench(b, d, []schemas.Event{ev}, false)
@@ -645,7 +632,7 @@ func TestNormalDay(t *testing.T) {
 		}
 		ev := use(at, role, session, ip)
 		ev.Actor.Session = "i-0abc12345def67890"
-		got = d.Detect(input(rp, &ev), got)
+		got = d.Detect(detectortest.Input(rp, &ev), got)
 		rp.Observe(&ev)
 
 		k := m / 48
@@ -656,15 +643,15 @@ func TestNormalDay(t *testing.T) {
 				Action: "k8s:create:serviceaccounts/token", Outcome: schemas.Outcome{Result: schemas.ResultSuccess},
 				Issuance: &schemas.Issuance{Credential: tok.ID, CredentialType: "k8s_sa_token", Subject: sa.ID,
 					SANs: []string{"pod:api-5f6d7-xyz12"}, Issuer: "k8s:prod", TTLSeconds: 3600, Requester: sa.ID}}
-			got = d.Detect(input(sp, &tr), got)
+			got = d.Detect(detectortest.Input(sp, &tr), got)
 			sp.Observe(&tr)
 		}
 		ev = use(at, sa, tok, "10.20.1.7")
 		ev.Source.Cluster, ev.Actor.Namespace = "prod", "payments"
-		got = d.Detect(input(sp, &ev), got)
+		got = d.Detect(detectortest.Input(sp, &ev), got)
 		sp.Observe(&ev)
 	}
 	if len(got) != 0 {
-		t.Fatalf("a normal day raised %d findings:%s", len(got), titles(got))
+		t.Fatalf("a normal day raised %d findings:%s", len(got), detectortest.Titles(got))
 	}
 }

@@ -2,12 +2,12 @@ package issuance_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/detectortest"
 	"github.com/nhisentry/nhisentry/detectors/issuance"
 	"github.com/nhisentry/nhisentry/schemas"
 )
@@ -61,14 +61,6 @@ func every(start time.Time, n int, step time.Duration, typ string, ttl time.Dura
 		evs[i] = issue(start.Add(time.Duration(i)*step), cred, typ, ttl)
 	}
 	return evs
-}
-
-func titles(fs []schemas.Finding) string {
-	var b strings.Builder
-	for _, f := range fs {
-		fmt.Fprintf(&b, "\n  [%s %d] %s: %s", f.Severity, f.Score, f.Title, f.Explanation)
-	}
-	return b.String()
 }
 
 func TestIssuance(t *testing.T) {
@@ -145,7 +137,7 @@ func TestIssuance(t *testing.T) {
 					}
 				}
 				if kind == "" {
-					t.Fatalf("finding with an unexpected id: %s", titles([]schemas.Finding{f}))
+					t.Fatalf("finding with an unexpected id: %s", detectortest.Titles([]schemas.Finding{f}))
 				}
 				kinds[kind]++
 				if s, ok := tt.score[kind]; ok && f.Score != s {
@@ -156,11 +148,11 @@ func TestIssuance(t *testing.T) {
 				}
 			}
 			if len(kinds) != len(tt.want) {
-				t.Fatalf("got %v, want %v:%s", kinds, tt.want, titles(got))
+				t.Fatalf("got %v, want %v:%s", kinds, tt.want, detectortest.Titles(got))
 			}
 			for k, n := range tt.want {
 				if kinds[k] != n {
-					t.Fatalf("got %v, want %v:%s", kinds, tt.want, titles(got))
+					t.Fatalf("got %v, want %v:%s", kinds, tt.want, detectortest.Titles(got))
 				}
 			}
 		})
@@ -171,17 +163,12 @@ func TestIssuance(t *testing.T) {
 		var got []schemas.Finding
 		for _, ev := range burst(true) {
 			ev.Issuance.Credential, ev.Credential.ID = "", ""
-			got = d.Detect(detectorsInput(p, &ev), got)
+			got = d.Detect(detectortest.Input(p, &ev), got)
 		}
 		if len(got) != 0 {
-			t.Fatalf("want quiet, got %s", titles(got))
+			t.Fatalf("want quiet, got %s", detectortest.Titles(got))
 		}
 	})
-}
-
-func detectorsInput(p *baseline.Profile, ev *schemas.Event) *detectors.Input {
-	in := detectors.NewInput(p, ev, ev.Time.Time)
-	return &in
 }
 
 // kindID is the id f would have as a finding of kind: the TTL kinds are
@@ -205,17 +192,17 @@ func TestExplanations(t *testing.T) {
 	d := issuance.New(issuance.DefaultConfig())
 	var got []schemas.Finding
 	for _, ev := range every(now, 12, time.Minute, "vault_token", time.Hour, true) {
-		got = d.Detect(detectorsInput(p, &ev), got)
+		got = d.Detect(detectortest.Input(p, &ev), got)
 	}
 	long := issue(now.Add(20*time.Minute), "hmac-sha256:long", "vault_token", 768*time.Hour)
-	got = d.Detect(detectorsInput(p, &long), got)
+	got = d.Detect(detectortest.Input(p, &long), got)
 	want := []string{
 		"10 credentials issued to k8s:sa/prod/payments/api in the hour from Mon 14:00; baseline one every 40m (1.5 an hour) over 300 issuances, threshold 10",
 		"10 credentials issued to k8s:sa/prod/payments/api valid at once; baseline at most 2 at once over 300 issuances, threshold 10",
 		"vault_token for k8s:sa/prod/payments/api issued with a TTL of 768h (32 days); policy maximum 24h, typical 1h",
 	}
 	if len(got) != len(want) {
-		t.Fatalf("got %d findings:%s", len(got), titles(got))
+		t.Fatalf("got %d findings:%s", len(got), detectortest.Titles(got))
 	}
 	for i, f := range got {
 		if f.Explanation != want[i] {
@@ -241,7 +228,7 @@ func BenchmarkDetect(b *testing.B) {
 	run := func(b *testing.B, d *issuance.Detector, evs []schemas.Event, step func(i int, ev *schemas.Event), wantFindings bool) {
 		ins := make([]*detectors.Input, len(evs))
 		for i := range evs {
-			ins[i] = detectorsInput(p, &evs[i])
+			ins[i] = detectortest.Input(p, &evs[i])
 		}
 		dst := make([]schemas.Finding, 0, 4)
 		b.ReportAllocs()

@@ -76,16 +76,10 @@ func TestFirstUse(t *testing.T) {
 			in := detectortest.Input(tt.profile, &ev)
 			in.Relearning = tt.relearning
 			got := d.Detect(in, nil)
-			if tt.want == "" {
-				if len(got) != 0 {
-					t.Fatalf("want no finding, got %+v", got)
-				}
+			f, ok := detectortest.Single(t, got, tt.want != "")
+			if !ok {
 				return
 			}
-			if len(got) != 1 {
-				t.Fatalf("got %d findings, want 1: %+v", len(got), got)
-			}
-			f := got[0]
 			if !strings.HasPrefix(f.Analysis.Observed, tt.want) || f.Severity != tt.wantSev || f.Technique != issueuse.TechniqueCredential ||
 				f.Identity != tt.id || f.Detector != issueuse.Name || len(f.EventIDs) != 1 || f.EventIDs[0] != ev.ID {
 				t.Errorf("finding: %+v", f)
@@ -265,16 +259,10 @@ func TestShadowCertificate(t *testing.T) {
 			}
 			ct := ctEvent(t, tt.serial, tt.issuerO, tt.names, now, 1)
 			got := d.Detect(detectortest.Input(&baseline.Profile{Identity: ct.Identity}, &ct), nil)
-			if tt.wantSev == "" {
-				if len(got) != 0 {
-					t.Fatalf("want no finding, got %+v", got)
-				}
+			f, ok := detectortest.Single(t, got, tt.wantSev != "")
+			if !ok {
 				return
 			}
-			if len(got) != 1 {
-				t.Fatalf("got %d findings, want 1: %+v", len(got), got)
-			}
-			f := got[0]
 			serial := strings.TrimLeft(strings.ToLower(tt.serial), "0")
 			if f.Severity != tt.wantSev || f.Score < tt.minScore || f.Technique != issueuse.TechniqueShadow || f.Identity != ct.Identity ||
 				f.ID != schemas.FindingID(issueuse.Name, ct.Identity.ID, "shadow_certificate", serial) ||

@@ -129,16 +129,10 @@ func TestNewEdge(t *testing.T) {
 				ev.Source.Family = tt.family
 			}
 			got := detect(d, tt.profile, &ev, tt.relearning)
-			if tt.wantSev == "" {
-				if len(got) != 0 {
-					t.Fatalf("want no finding, got %+v", got)
-				}
+			f, ok := detectortest.Single(t, got, tt.wantSev != "")
+			if !ok {
 				return
 			}
-			if len(got) != 1 {
-				t.Fatalf("got %d findings, want 1: %+v", len(got), got)
-			}
-			f := got[0]
 			if f.Severity != tt.wantSev || f.Score < tt.minScore || f.Technique != meshgraph.TechniqueEdge ||
 				f.Analysis.Pattern != schemas.PatternUnseen || f.Analysis.Observed != "edge="+tt.peer+" "+tt.action {
 				t.Errorf("finding: %+v", f)
@@ -221,16 +215,10 @@ func TestForeignTrustDomain(t *testing.T) {
 			ev := meshEvent(tt.id, now, tt.peer, "GET /v1/things", tt.result)
 			ev.Actor.Peer = tt.actor
 			got := only(t, detect(d, p, &ev, false), "trust_domain=")
-			if tt.wantTD == "" {
-				if len(got) != 0 {
-					t.Fatalf("want no finding, got %+v", got)
-				}
+			f, ok := detectortest.Single(t, got, tt.wantTD != "")
+			if !ok {
 				return
 			}
-			if len(got) != 1 {
-				t.Fatalf("got %d findings, want 1: %+v", len(got), got)
-			}
-			f := got[0]
 			if f.Severity != tt.wantSev || f.Technique != meshgraph.TechniqueTrustDomain || f.Analysis.Observed != "trust_domain="+tt.wantTD ||
 				f.ID != schemas.FindingID(meshgraph.Name, tt.id.ID, "trust_domain", tt.wantTD) || f.Identity != tt.id {
 				t.Errorf("finding: %+v", f)
@@ -294,16 +282,10 @@ func TestDenialBurst(t *testing.T) {
 				tt.family = schemas.FamilyMesh
 			}
 			got := burst(d, p, frontend, hour, tt.calls, tt.denied, tt.family)
-			if tt.wantSev == "" {
-				if len(got) != 0 {
-					t.Fatalf("want no finding, got %+v", got)
-				}
+			f, ok := detectortest.Single(t, got, tt.wantSev != "")
+			if !ok {
 				return
 			}
-			if len(got) != 1 {
-				t.Fatalf("got %d findings, want 1: %+v", len(got), got)
-			}
-			f := got[0]
 			if f.Severity != tt.wantSev || f.Score < 50 || f.Score > 100 || f.Technique != meshgraph.TechniqueDenialBurst ||
 				f.ID != schemas.FindingID(meshgraph.Name, frontend.ID, "denials", fmt.Sprint(hour.Unix()/3600)) {
 				t.Errorf("finding: %+v", f)
