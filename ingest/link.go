@@ -83,7 +83,14 @@ func (l *Linker) Add(k Link) {
 	l.add(k)
 }
 
+// add keeps the latest issuance of a credential by issue time, not by
+// arrival: records from several partitions arrive in no fixed order, and the
+// links reloaded from storage after a restart are the latest by time too, so
+// the same issuances always give the same links.
 func (l *Linker) add(k Link) {
+	if old, ok := l.links[k.Credential]; ok && k.IssuedAt.Before(old.IssuedAt) {
+		return
+	}
 	if len(l.links) >= l.max {
 		l.evict(k.IssuedAt)
 	}
@@ -154,24 +161,33 @@ func (l *Linker) Apply(events []schemas.Event) {
 	defer l.mu.Unlock()
 	for i := range events {
 		ev := &events[i]
+		l.resolve(ev)
+		// The link is recorded after the event's own identity is resolved,
+		// so it names the identity the event is stored under: the links
+		// reloaded from storage after a restart are then the same.
 		if k, ok := LinkOf(ev); ok {
 			l.add(k)
 		}
-		if ev.Credential.ID == "" {
-			continue
-		}
-		k, ok := l.links[ev.Credential.ID]
-		if !ok || (ev.Issuance != nil && ev.Issuance.Credential == ev.Credential.ID) {
-			continue
-		}
-		if ev.Credential.IssuedAt.IsZero() {
-			ev.Credential.IssuedAt = schemas.At(k.IssuedAt)
-		}
-		if ev.Credential.ExpiresAt.IsZero() && !k.ExpiresAt.IsZero() {
-			ev.Credential.ExpiresAt = schemas.At(k.ExpiresAt)
-		}
-		if weak(ev.Identity) {
-			ev.Identity = k.Identity
-		}
+	}
+}
+
+// resolve fills ev's credential times from its credential's link and
+// replaces a weak identity with the linked one.
+func (l *Linker) resolve(ev *schemas.Event) {
+	if ev.Credential.ID == "" {
+		return
+	}
+	k, ok := l.links[ev.Credential.ID]
+	if !ok || (ev.Issuance != nil && ev.Issuance.Credential == ev.Credential.ID) {
+		return
+	}
+	if ev.Credential.IssuedAt.IsZero() {
+		ev.Credential.IssuedAt = schemas.At(k.IssuedAt)
+	}
+	if ev.Credential.ExpiresAt.IsZero() && !k.ExpiresAt.IsZero() {
+		ev.Credential.ExpiresAt = schemas.At(k.ExpiresAt)
+	}
+	if weak(ev.Identity) {
+		ev.Identity = k.Identity
 	}
 }

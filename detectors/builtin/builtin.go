@@ -55,45 +55,61 @@ func DefaultConfig() Config {
 }
 
 // entry is one registered detector: its name (the YAML key and
-// Finding.Detector), how to validate its configuration and how to build it.
+// Finding.Detector), whether it reads the built model (Profile.Model,
+// Input.Cohort), how to validate its configuration and how to build it.
 type entry struct {
 	name     string
+	model    bool
 	validate func(*Config) []error
 	build    func(*Config, ingest.LinkLookup) detectors.Detector
 }
 
 // registry lists the detectors in the order they run.
 var registry = []entry{
-	{novelty.Name, func(c *Config) []error { return c.NewValue.Validate() },
+	{novelty.Name, false, func(c *Config) []error { return c.NewValue.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return novelty.New(c.NewValue) }},
-	{volume.Name, func(c *Config) []error { return c.Volume.Validate() },
+	{volume.Name, false, func(c *Config) []error { return c.Volume.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return volume.New(c.Volume) }},
-	{burst.Name, func(c *Config) []error { return c.OutcomeBurst.Validate() },
+	{burst.Name, true, func(c *Config) []error { return c.OutcomeBurst.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return burst.New(c.OutcomeBurst) }},
-	{exfil.Name, func(c *Config) []error { return c.ExfilVolume.Validate() },
+	{exfil.Name, true, func(c *Config) []error { return c.ExfilVolume.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return exfil.New(c.ExfilVolume) }},
-	{dormant.Name, func(c *Config) []error { return c.Dormant.Validate() },
+	{dormant.Name, true, func(c *Config) []error { return c.Dormant.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return dormant.New(c.Dormant) }},
-	{credmisuse.Name, func(c *Config) []error { return c.CredentialMisuse.Validate() },
+	{credmisuse.Name, false, func(c *Config) []error { return c.CredentialMisuse.Validate() },
 		func(c *Config, l ingest.LinkLookup) detectors.Detector {
 			return credmisuse.New(c.CredentialMisuse, credmisuse.Lookup(l))
 		}},
-	{issuance.Name, func(c *Config) []error { return c.Issuance.Validate() },
+	{issuance.Name, true, func(c *Config) []error { return c.Issuance.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return issuance.New(c.Issuance) }},
-	{fanout.Name, func(c *Config) []error { return c.PeerFanout.Validate() },
+	{fanout.Name, true, func(c *Config) []error { return c.PeerFanout.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return fanout.New(c.PeerFanout) }},
-	{offhours.Name, func(c *Config) []error { return c.OffHours.Validate() },
+	{offhours.Name, true, func(c *Config) []error { return c.OffHours.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return offhours.New(c.OffHours) }},
-	{cadence.Name, func(c *Config) []error { return c.CadenceBreak.Validate() },
+	{cadence.Name, true, func(c *Config) []error { return c.CadenceBreak.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return cadence.New(c.CadenceBreak) }},
-	{meshgraph.Name, func(c *Config) []error { return c.MeshGraph.Validate() },
+	{meshgraph.Name, true, func(c *Config) []error { return c.MeshGraph.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return meshgraph.New(c.MeshGraph) }},
-	{issueuse.Name, func(c *Config) []error { return c.IssuanceUse.Validate() },
+	{issueuse.Name, false, func(c *Config) []error { return c.IssuanceUse.Validate() },
 		func(c *Config, l ingest.LinkLookup) detectors.Detector {
 			return issueuse.New(c.IssuanceUse, issueuse.Lookup(l))
 		}},
-	{outlier.Name, func(c *Config) []error { return c.Outlier.Validate() },
+	{outlier.Name, true, func(c *Config) []error { return c.Outlier.Validate() },
 		func(c *Config, _ ingest.LinkLookup) detectors.Detector { return outlier.New(c.Outlier) }},
+}
+
+// ModelDependent lists the detectors that read the built model: their
+// findings depend on when baselines were last rebuilt, not only on the
+// events, so two runs over the same events agree on them only when their
+// rebuilds happened at the same points.
+func ModelDependent() []string {
+	var out []string
+	for _, e := range registry {
+		if e.model {
+			out = append(out, e.name)
+		}
+	}
+	return out
 }
 
 // Names lists the built-in detectors in the order they run.
