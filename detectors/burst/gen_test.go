@@ -14,9 +14,6 @@ import (
 // the privilege probing must be found, with at most one false finding per
 // 1,000 identity-days (SPEC §11).
 func TestGeneratedRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("replays ten generated days")
-	}
 	r := detectortest.Replay(t, detectortest.ReplayConfig{
 		Gen:       gen.Config{Seed: 3, Start: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), Duration: 10 * 24 * time.Hour, Attacks: true},
 		Detectors: []detectors.Detector{burst.New(burst.DefaultConfig())},

@@ -18,9 +18,6 @@ import (
 // reported; then one job's credential is used twelve hours off its
 // schedule, and another job skips two runs: both are reported, only they.
 func TestGeneratedJobs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("replays generated weeks")
-	}
 	x := detectortest.Replay(t, detectortest.ReplayConfig{
 		Gen:       gen.Config{Seed: 3, Duration: 24 * 24 * time.Hour, Workloads: 14, Roles: 30, APIKeys: 2, VaultClients: 2},
 		Detectors: []detectors.Detector{cadence.New(cadence.DefaultConfig())},

@@ -73,8 +73,12 @@ type ReplayResult struct {
 // through a Pipeline of cfg.Detectors, as `nhisentry scan` would: linked,
 // detected by the engine on the cached baselines, stored in the embedded
 // store, with the baselines rebuilt from it at every midnight of event time.
+// It skips tb under -short: a replay takes seconds, a minute under -race.
 func Replay(tb testing.TB, cfg ReplayConfig) *ReplayResult {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("replays generated telemetry: skipped with -short")
+	}
 	if RaceEnabled {
 		cfg.Gen = shrink(cfg.Gen, cfg.RaceDivisor)
 	}

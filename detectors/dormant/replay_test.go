@@ -16,9 +16,6 @@ import (
 // one role acts again ten days after its last event and a break-glass role,
 // used once on the second day, is used again: both are reported, only they.
 func TestGeneratedReactivation(t *testing.T) {
-	if testing.Short() {
-		t.Skip("replays generated weeks")
-	}
 	var end time.Time
 	x := detectortest.Replay(t, detectortest.ReplayConfig{
 		Gen:       gen.Config{Seed: 5, Duration: 10 * 24 * time.Hour, Workloads: 14, Roles: 12, APIKeys: 6, VaultClients: 6},

@@ -14,9 +14,6 @@ import (
 // it never called, in half an hour) is reported, and nothing else in a week
 // of a few hundred identities' traffic is.
 func TestGeneratedLateralMovement(t *testing.T) {
-	if testing.Short() {
-		t.Skip("replays a generated week")
-	}
 	// Seeds 1–9 over 120 workloads, 20 roles, 10 keys and 10 Vault clients
 	// all pass too; one seed over fewer keeps the test short.
 	for _, seed := range []int64{1} {

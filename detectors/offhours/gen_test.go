@@ -42,9 +42,6 @@ func middayRun(start time.Time) func([]schemas.Event) ([]schemas.Event, []gen.La
 // midday must be found. The generator's own attacks fall in the first week,
 // before any identity has the history off-hours needs.
 func TestGeneratedRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("replays three generated weeks")
-	}
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	r := detectortest.Replay(t, detectortest.ReplayConfig{
 		Gen:       gen.Config{Seed: 3, Start: start, Duration: 21 * 24 * time.Hour, Attacks: true},

@@ -52,9 +52,6 @@ func matches(r *detectortest.ReplayResult) (ids []string, counts map[string]int,
 // Under the race detector the population is a quarter of the default, still
 // a full week.
 func TestPackQuietOnNormalWeek(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a generated week takes a while")
-	}
 	s, err := Options{}.LoadData("pack/default.yaml", pack.Default)
 	if err != nil {
 		t.Fatal(err)
