@@ -83,121 +83,105 @@ func TestBurst(t *testing.T) {
 		at   time.Time
 		sev  schemas.Severity
 	}
-	tests := []struct {
-		name    string
-		profile func(testing.TB) *baseline.Profile
-		judged  []schemas.Event
-		want    []finding
-	}{
+	// zeroBaseline is three days of calls and an empty built baseline: a
+	// denied ratio of zero.
+	zeroBaseline := func(testing.TB) *baseline.Profile {
+		p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, detectortest.IP, detectortest.Actions...)
+		p.Apply(&baseline.Baseline{DataThrough: probeAt.Add(-time.Hour)}, baseline.DefaultClasses())
+		return p
+	}
+	tests := []detectortest.Case[finding]{
 		{
-			name: "privilege probing on a quiet role",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "privilege probing on a quiet role",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Flat(1.5), outcomes(0.0015, 0.001)), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(2, t0, t0.Add(72*time.Hour), detectortest.Flat(1.5), outcomes(0.0015, 0.001)), probing(probeAt)),
-			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
+			Judged: detectortest.Merge(detectortest.Traffic(2, t0, t0.Add(72*time.Hour), detectortest.Flat(1.5), outcomes(0.0015, 0.001)), probing(probeAt)),
+			Want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
 		},
 		{
-			name: "privilege probing on a busy service",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "privilege probing on a busy service",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(3, t0.Add(-14*24*time.Hour), t0, detectortest.Daily(40, 300), outcomes(0.03, 0.005)), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(4, t0, t0.Add(48*time.Hour), detectortest.Daily(40, 300), outcomes(0.03, 0.005)), probing(probeAt)),
-			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
+			Judged: detectortest.Merge(detectortest.Traffic(4, t0, t0.Add(48*time.Hour), detectortest.Daily(40, 300), outcomes(0.03, 0.005)), probing(probeAt)),
+			Want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
 		},
 		{
-			name: "steady trickle of 403s on a seasonal service stays quiet for a week",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "steady trickle of 403s on a seasonal service stays quiet for a week",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(5, t0.Add(-21*24*time.Hour), t0, detectortest.Daily(30, 250), outcomes(0.05, 0.01)), t0)
 			},
-			judged: detectortest.Traffic(6, t0, t0.Add(7*24*time.Hour), detectortest.Daily(30, 250), outcomes(0.05, 0.01)),
+			Judged: detectortest.Traffic(6, t0, t0.Add(7*24*time.Hour), detectortest.Daily(30, 250), outcomes(0.05, 0.01)),
 		},
 		{
-			name: "rare 403s with no denial history stay quiet for a week",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "rare 403s with no denial history stay quiet for a week",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(7, t0.Add(-21*24*time.Hour), t0, detectortest.Daily(5, 60), nil), t0)
 			},
-			judged: detectortest.Traffic(8, t0, t0.Add(7*24*time.Hour), detectortest.Daily(5, 60), outcomes(0.003, 0.003)),
+			Judged: detectortest.Traffic(8, t0, t0.Add(7*24*time.Hour), detectortest.Daily(5, 60), outcomes(0.003, 0.003)),
 		},
 		{
-			name: "error burst",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "error burst",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(9, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(6), outcomes(0.001, 0.002)), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(10, t0, t0.Add(48*time.Hour), detectortest.Flat(6), outcomes(0.001, 0.002)), failing(probeAt, 30)),
-			want:   []finding{{burst.KindError, probeAt, schemas.SeverityLow}},
+			Judged: detectortest.Merge(detectortest.Traffic(10, t0, t0.Add(48*time.Hour), detectortest.Flat(6), outcomes(0.001, 0.002)), failing(probeAt, 30)),
+			Want:   []finding{{burst.KindError, probeAt, schemas.SeverityLow}},
 		},
 		{
-			name: "no built baseline yet: probing still fires on the absolute floor",
-			profile: func(testing.TB) *baseline.Profile {
+			Name: "no built baseline yet: probing still fires on the absolute floor",
+			Profile: func(testing.TB) *baseline.Profile {
 				return detectortest.History(probeAt.Add(-time.Hour), 72, 2, detectortest.IP, detectortest.Actions...)
 			},
-			judged: probing(probeAt),
-			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
+			Judged: probing(probeAt),
+			Want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
 		},
 		{
-			name: "no built baseline yet: a 2% trickle stays quiet",
-			profile: func(testing.TB) *baseline.Profile {
+			Name: "no built baseline yet: a 2% trickle stays quiet",
+			Profile: func(testing.TB) *baseline.Profile {
 				return detectortest.History(t0, 72, 2, detectortest.IP, detectortest.Actions...)
 			},
-			judged: detectortest.Traffic(11, t0, t0.Add(48*time.Hour), detectortest.Flat(300), outcomes(0.02, 0.02)),
+			Judged: detectortest.Traffic(11, t0, t0.Add(48*time.Hour), detectortest.Flat(300), outcomes(0.02, 0.02)),
 		},
 		{
-			name: "zero baseline ratio is floored: 10 denials of 12 calls fire",
-			profile: func(testing.TB) *baseline.Profile {
-				p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, detectortest.IP, detectortest.Actions...)
-				p.Apply(&baseline.Baseline{DataThrough: probeAt.Add(-time.Hour)}, baseline.DefaultClasses())
-				return p
-			},
-			judged: probing(probeAt)[:12],
-			want:   []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
+			Name:    "zero baseline ratio is floored: 10 denials of 12 calls fire",
+			Profile: zeroBaseline,
+			Judged:  probing(probeAt)[:12],
+			Want:    []finding{{burst.KindDenied, probeAt, schemas.SeverityHigh}},
 		},
 		{
-			name: "under min_count stays quiet",
-			profile: func(testing.TB) *baseline.Profile {
-				p := detectortest.History(probeAt.Add(-time.Hour), 72, 2, detectortest.IP, detectortest.Actions...)
-				p.Apply(&baseline.Baseline{DataThrough: probeAt.Add(-time.Hour)}, baseline.DefaultClasses())
-				return p
-			},
-			judged: probing(probeAt)[:9],
+			Name:    "under min_count stays quiet",
+			Profile: zeroBaseline,
+			Judged:  probing(probeAt)[:9],
 		},
 		{
-			name: "identity still learning",
-			profile: func(testing.TB) *baseline.Profile {
+			Name: "identity still learning",
+			Profile: func(testing.TB) *baseline.Profile {
 				return detectortest.History(probeAt.Add(-time.Hour), 10, 2, detectortest.IP, detectortest.Actions...)
 			},
-			judged: probing(probeAt),
+			Judged: probing(probeAt),
 		},
 		{
-			name:    "first event ever",
-			profile: func(testing.TB) *baseline.Profile { return &baseline.Profile{Identity: detectortest.Identity} },
-			judged:  probing(probeAt),
+			Name:    "first event ever",
+			Profile: detectortest.FirstEver,
+			Judged:  probing(probeAt),
 		},
 	}
 	d := burst.New(burst.DefaultConfig())
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := detectortest.Run(d, tt.profile(t), tt.judged)
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d findings, want %d: %+v", len(got), len(tt.want), got)
-			}
-			for i, w := range tt.want {
-				f := got[i]
-				if id := hourID(w.kind, w.at); f.ID != id {
-					t.Errorf("finding id %s, want the identity-hour-kind id %s", f.ID, id)
-				}
-				if f.Severity != w.sev || f.Detector != burst.Name || f.Analysis.Pattern != schemas.PatternSurge ||
-					f.Score < 50 || f.Score > 100 || len(f.EventIDs) != 1 || f.Explanation == "" {
-					t.Errorf("finding %+v", f)
-				}
-				wantTech := map[string]string{burst.KindDenied: "T1069", burst.KindError: "T1580"}[w.kind]
-				if f.Technique != wantTech {
-					t.Errorf("technique %s, want %s", f.Technique, wantTech)
-				}
-				t.Logf("%s [%s %d] %s", f.Title, f.Severity, f.Score, f.Explanation)
-			}
-		})
-	}
+	detectortest.RunCases(t, d, tests, func(t *testing.T, f *schemas.Finding, w finding) {
+		if id := hourID(w.kind, w.at); f.ID != id {
+			t.Errorf("finding id %s, want the identity-hour-kind id %s", f.ID, id)
+		}
+		if f.Severity != w.sev || f.Detector != burst.Name || f.Analysis.Pattern != schemas.PatternSurge ||
+			f.Score < 50 || f.Score > 100 || len(f.EventIDs) != 1 || f.Explanation == "" {
+			t.Errorf("finding %+v", *f)
+		}
+		wantTech := map[string]string{burst.KindDenied: "T1069", burst.KindError: "T1580"}[w.kind]
+		if f.Technique != wantTech {
+			t.Errorf("technique %s, want %s", f.Technique, wantTech)
+		}
+	})
 }
 
 // TestRelearning: a denial burst just after a deploy is reported a step
@@ -245,24 +229,11 @@ func BenchmarkDetect(b *testing.B) {
 	ok := detectortest.Event(at, "s3:GetObject", detectortest.IP)
 	denied := ok
 	denied.Outcome = schemas.Outcome{Result: schemas.ResultDenied, Status: 403}
-	cases := []struct {
-		name   string
-		ev     *schemas.Event
-		window baseline.Window
-		fires  int
-	}{
-		{"quiet", &ok, baseline.Window{Count: 20}, 0},
-		{"quiet_denied", &denied, baseline.Window{Count: 200, Denied: 12}, 0},
-		{"firing", &denied, baseline.Window{Count: 12, Denied: 10, NewActions: 8}, 1},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			in := detectortest.Input(p, c.ev)
-			c.window.Hour = at.Unix() / 3600
-			in.Window = c.window
-			detectortest.BenchmarkDetect(b, d, in, c.fires)
-		})
-	}
+	detectortest.BenchmarkWindows(b, d, p, []detectortest.WindowCase{
+		{Name: "quiet", Event: &ok, Window: baseline.Window{Count: 20}, Fires: 0},
+		{Name: "quiet_denied", Event: &denied, Window: baseline.Window{Count: 200, Denied: 12}, Fires: 0},
+		{Name: "firing", Event: &denied, Window: baseline.Window{Count: 12, Denied: 10, NewActions: 8}, Fires: 1},
+	})
 }
 
 // TestTailMatchesDistuv: the tail is gonum's binomial survival function

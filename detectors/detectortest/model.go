@@ -198,3 +198,78 @@ func BenchmarkDetect(b *testing.B, d detectors.Detector, in *detectors.Input, fi
 		dst = d.Detect(in, dst[:0])
 	}
 }
+
+// Case is a case of a detector's table test: events judged on a profile,
+// and what is wanted of each finding they raise, in a detector's own W.
+type Case[W any] struct {
+	Name    string
+	Profile func(testing.TB) *baseline.Profile
+	Judged  []schemas.Event
+	Want    []W
+}
+
+// RunCases runs each case as a subtest: d judges the case's events on its
+// profile (see Run), the findings must be as many as the case wants, and
+// check sees each finding with what is wanted of it. Findings are logged.
+func RunCases[W any](t *testing.T, d detectors.Detector, cases []Case[W], check func(t *testing.T, f *schemas.Finding, w W)) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			got := Run(d, c.Profile(t), c.Judged)
+			if len(got) != len(c.Want) {
+				t.Fatalf("got %d findings, want %d: %+v", len(got), len(c.Want), got)
+			}
+			for i, w := range c.Want {
+				f := &got[i]
+				check(t, f, w)
+				t.Logf("%s [%s %d] %s", f.Title, f.Severity, f.Score, f.Explanation)
+			}
+		})
+	}
+}
+
+// BenchmarkInputs times d cycling over ins, and fails b unless every call
+// raises a finding when wantFindings is set, and none raises one otherwise.
+func BenchmarkInputs(b *testing.B, d detectors.Detector, ins []detectors.Input, wantFindings bool) {
+	b.Helper()
+	dst := make([]schemas.Finding, 0, 4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	found := 0
+	for i := range b.N {
+		dst = d.Detect(&ins[i%len(ins)], dst[:0])
+		found += len(dst)
+	}
+	b.StopTimer()
+	if wantFindings != (found > 0) || (wantFindings && found != b.N) {
+		b.Fatalf("%d findings over %d events", found, b.N)
+	}
+}
+
+// WindowCase is a case of BenchmarkWindows: an event, the window of its
+// hour the detector sees with it (Hour is set from the event), and the
+// number of findings it raises there.
+type WindowCase struct {
+	Name   string
+	Event  *schemas.Event
+	Window baseline.Window
+	Fires  int
+}
+
+// BenchmarkWindows times d on each case's event against p, a
+// sub-benchmark per case (see BenchmarkDetect).
+func BenchmarkWindows(b *testing.B, d detectors.Detector, p *baseline.Profile, cases []WindowCase) {
+	b.Helper()
+	for _, c := range cases {
+		b.Run(c.Name, func(b *testing.B) {
+			in := Input(p, c.Event)
+			in.Window = c.Window
+			in.Window.Hour = c.Event.Time.Unix() / 3600
+			BenchmarkDetect(b, d, in, c.Fires)
+		})
+	}
+}
+
+// FirstEver is the profile of Identity before its first event, as a
+// Case's Profile.
+func FirstEver(testing.TB) *baseline.Profile { return &baseline.Profile{Identity: Identity} }

@@ -78,128 +78,113 @@ func TestExfil(t *testing.T) {
 		at  time.Time
 		sev schemas.Severity
 	}
-	tests := []struct {
-		name    string
-		profile func(testing.TB) *baseline.Profile
-		judged  []schemas.Event
-		want    []want
-	}{
+	tests := []detectortest.Case[want]{
 		{
-			name: "API key scraping big pages",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "API key scraping big pages",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Daily(0.3, 3), detectortest.LogNormal(20e3, 0.5)), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(2, t0, t0.Add(72*time.Hour), detectortest.Daily(0.3, 3), detectortest.LogNormal(20e3, 0.5)), scrape(attack, 75)),
-			want:   []want{{attack, schemas.SeverityMedium}},
+			Judged: detectortest.Merge(detectortest.Traffic(2, t0, t0.Add(72*time.Hour), detectortest.Daily(0.3, 3), detectortest.LogNormal(20e3, 0.5)), scrape(attack, 75)),
+			Want:   []want{{attack, schemas.SeverityMedium}},
 		},
 		{
-			name: "one download far larger than any before",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "one download far larger than any before",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(3, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(2), detectortest.LogNormal(20e3, 1.2)), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(4, t0, t0.Add(48*time.Hour), detectortest.Flat(2), detectortest.LogNormal(20e3, 1.2)), download(attack.Add(17*time.Minute), 600*mib)),
-			want:   []want{{attack, schemas.SeverityHigh}},
+			Judged: detectortest.Merge(detectortest.Traffic(4, t0, t0.Add(48*time.Hour), detectortest.Flat(2), detectortest.LogNormal(20e3, 1.2)), download(attack.Add(17*time.Minute), 600*mib)),
+			Want:   []want{{attack, schemas.SeverityHigh}},
 		},
 		{
-			name: "a busy service moving gigabytes more than usual",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "a busy service moving gigabytes more than usual",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(5, t0.Add(-21*24*time.Hour), t0, detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(6, t0, t0.Add(48*time.Hour), detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)),
+			Judged: detectortest.Merge(detectortest.Traffic(6, t0, t0.Add(48*time.Hour), detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)),
 				detectortest.Traffic(7, attack, attack.Add(time.Hour), detectortest.Flat(400), detectortest.LogNormal(5e6, 0.3))),
-			want: []want{{attack, schemas.SeverityMedium}},
+			Want: []want{{attack, schemas.SeverityMedium}},
 		},
 		{
-			name: "seasonal service, a normal week",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "seasonal service, a normal week",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(5, t0.Add(-21*24*time.Hour), t0, detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)), t0)
 			},
-			judged: detectortest.Traffic(8, t0, t0.Add(7*24*time.Hour), detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)),
+			Judged: detectortest.Traffic(8, t0, t0.Add(7*24*time.Hour), detectortest.Daily(20, 300), detectortest.LogNormal(50e3, 1)),
 		},
 		{
-			name: "nightly backup of a gigabyte, a normal week",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "nightly backup of a gigabyte, a normal week",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(9, t0.Add(-14*24*time.Hour), t0, nightly, detectortest.LogNormal(5e6, 0.3)), t0)
 			},
-			judged: detectortest.Traffic(10, t0, t0.Add(7*24*time.Hour), nightly, detectortest.LogNormal(5e6, 0.3)),
+			Judged: detectortest.Traffic(10, t0, t0.Add(7*24*time.Hour), nightly, detectortest.LogNormal(5e6, 0.3)),
 		},
 		{
-			name: "bursty sync agent, a normal week",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "bursty sync agent, a normal week",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, bursty(11, t0.Add(-14*24*time.Hour), t0), t0)
 			},
-			judged: bursty(12, t0, t0.Add(7*24*time.Hour)),
+			Judged: bursty(12, t0, t0.Add(7*24*time.Hour)),
 		},
 		{
-			name: "mostly unsized calls with a few large reads, a normal week",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "mostly unsized calls with a few large reads, a normal week",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(13, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(60), sometimes(0.01, detectortest.LogNormal(2e6, 0.5))), t0)
 			},
-			judged: detectortest.Traffic(14, t0, t0.Add(7*24*time.Hour), detectortest.Flat(60), sometimes(0.01, detectortest.LogNormal(2e6, 0.5))),
+			Judged: detectortest.Traffic(14, t0, t0.Add(7*24*time.Hour), detectortest.Flat(60), sometimes(0.01, detectortest.LogNormal(2e6, 0.5))),
 		},
 		{
-			name: "source that logs no sizes never fires, even at 50 times its volume",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "source that logs no sizes never fires, even at 50 times its volume",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(15, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(100), nil), t0)
 			},
-			judged: detectortest.Traffic(16, t0, t0.Add(2*time.Hour), detectortest.Flat(5000), nil),
+			Judged: detectortest.Traffic(16, t0, t0.Add(2*time.Hour), detectortest.Flat(5000), nil),
 		},
 		{
-			name: "small identity under min_bytes",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "small identity under min_bytes",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(17, t0.Add(-14*24*time.Hour), t0, detectortest.Flat(1), detectortest.LogNormal(2e3, 0.3)), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(18, t0, t0.Add(24*time.Hour), detectortest.Flat(1), detectortest.LogNormal(2e3, 0.3)), download(attack, 8*mib)),
+			Judged: detectortest.Merge(detectortest.Traffic(18, t0, t0.Add(24*time.Hour), detectortest.Flat(1), detectortest.LogNormal(2e3, 0.3)), download(attack, 8*mib)),
 		},
 		{
-			name: "no built baseline yet",
-			profile: func(testing.TB) *baseline.Profile {
+			Name: "no built baseline yet",
+			Profile: func(testing.TB) *baseline.Profile {
 				return detectortest.History(attack, 72, 2, detectortest.IP, detectortest.Actions...)
 			},
-			judged: scrape(attack, 75),
+			Judged: scrape(attack, 75),
 		},
 		{
-			name: "baseline built over no calls",
-			profile: func(testing.TB) *baseline.Profile {
+			Name: "baseline built over no calls",
+			Profile: func(testing.TB) *baseline.Profile {
 				p := detectortest.History(attack, 72, 2, detectortest.IP, detectortest.Actions...)
 				p.Apply(&baseline.Baseline{DataThrough: attack}, baseline.DefaultClasses())
 				return p
 			},
-			judged: scrape(attack, 75),
+			Judged: scrape(attack, 75),
 		},
 		{
-			name: "identity still learning",
-			profile: func(testing.TB) *baseline.Profile {
+			Name: "identity still learning",
+			Profile: func(testing.TB) *baseline.Profile {
 				return detectortest.History(attack, 10, 2, detectortest.IP, detectortest.Actions...)
 			},
-			judged: scrape(attack, 75),
+			Judged: scrape(attack, 75),
 		},
 		{
-			name:    "first event ever",
-			profile: func(testing.TB) *baseline.Profile { return &baseline.Profile{Identity: detectortest.Identity} },
-			judged:  download(attack, 600*mib),
+			Name:    "first event ever",
+			Profile: detectortest.FirstEver,
+			Judged:  download(attack, 600*mib),
 		},
 	}
 	d := exfil.New(exfil.DefaultConfig())
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := detectortest.Run(d, tt.profile(t), tt.judged)
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d findings, want %d: %+v", len(got), len(tt.want), got)
-			}
-			for i, w := range tt.want {
-				f := got[i]
-				if f.ID != hourID(w.at) {
-					t.Errorf("finding id %s, want the identity-hour id %s", f.ID, hourID(w.at))
-				}
-				if f.Severity != w.sev || f.Detector != exfil.Name || f.Technique != "T1567" ||
-					f.Analysis.Pattern != schemas.PatternSurge || f.Score < 60 || f.Score > 100 || len(f.EventIDs) != 1 {
-					t.Errorf("finding %+v", f)
-				}
-				t.Logf("%s [%s %d] %s", f.Title, f.Severity, f.Score, f.Explanation)
-			}
-		})
-	}
+	detectortest.RunCases(t, d, tests, func(t *testing.T, f *schemas.Finding, w want) {
+		if f.ID != hourID(w.at) {
+			t.Errorf("finding id %s, want the identity-hour id %s", f.ID, hourID(w.at))
+		}
+		if f.Severity != w.sev || f.Detector != exfil.Name || f.Technique != "T1567" ||
+			f.Analysis.Pattern != schemas.PatternSurge || f.Score < 60 || f.Score > 100 || len(f.EventIDs) != 1 {
+			t.Errorf("finding %+v", *f)
+		}
+	})
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -228,22 +213,9 @@ func BenchmarkDetect(b *testing.B) {
 	ev.BytesOut = 80e3
 	big := ev
 	big.BytesOut = 900 * mib
-	cases := []struct {
-		name   string
-		ev     *schemas.Event
-		window baseline.Window
-		fires  int
-	}{
-		{"quiet", &ev, baseline.Window{Count: 120, BytesOut: 9 * mib}, 0},
-		{"quiet_busy", &ev, baseline.Window{Count: 300, BytesOut: 30 * mib}, 0},
-		{"firing", &big, baseline.Window{Count: 301, BytesOut: 930 * mib}, 1},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			in := detectortest.Input(p, c.ev)
-			c.window.Hour = at.Unix() / 3600
-			in.Window = c.window
-			detectortest.BenchmarkDetect(b, d, in, c.fires)
-		})
-	}
+	detectortest.BenchmarkWindows(b, d, p, []detectortest.WindowCase{
+		{Name: "quiet", Event: &ev, Window: baseline.Window{Count: 120, BytesOut: 9 * mib}, Fires: 0},
+		{Name: "quiet_busy", Event: &ev, Window: baseline.Window{Count: 300, BytesOut: 30 * mib}, Fires: 0},
+		{Name: "firing", Event: &big, Window: baseline.Window{Count: 301, BytesOut: 930 * mib}, Fires: 1},
+	})
 }

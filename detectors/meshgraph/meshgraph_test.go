@@ -321,28 +321,13 @@ func TestConfigValidate(t *testing.T) {
 
 func BenchmarkDetect(b *testing.B) {
 	p := history(frontend, now, 7*24, 3, 0.001)
-	run := func(b *testing.B, d *meshgraph.Detector, ins []detectors.Input, wantFindings bool) {
-		b.Helper()
-		dst := make([]schemas.Finding, 0, 4)
-		b.ReportAllocs()
-		b.ResetTimer()
-		found := 0
-		for i := range b.N {
-			dst = d.Detect(&ins[i%len(ins)], dst[:0])
-			found += len(dst)
-		}
-		b.StopTimer()
-		if wantFindings != (found > 0) || (wantFindings && found != b.N) {
-			b.Fatalf("%d findings over %d events", found, b.N)
-		}
-	}
 	b.Run("quiet", func(b *testing.B) {
 		ev := meshEvent(frontend, now, cart, "GET /v1/cart/{id}", schemas.ResultSuccess)
-		run(b, meshgraph.New(meshgraph.DefaultConfig()), []detectors.Input{*detectortest.Input(p, &ev)}, false)
+		detectortest.BenchmarkInputs(b, meshgraph.New(meshgraph.DefaultConfig()), []detectors.Input{*detectortest.Input(p, &ev)}, false)
 	})
 	b.Run("quiet_denied", func(b *testing.B) {
 		ev := meshEvent(frontend, now, cart, "GET /v1/cart/{id}", schemas.ResultDenied)
-		run(b, meshgraph.New(meshgraph.DefaultConfig()), []detectors.Input{*detectortest.Input(p, &ev)}, false)
+		detectortest.BenchmarkInputs(b, meshgraph.New(meshgraph.DefaultConfig()), []detectors.Input{*detectortest.Input(p, &ev)}, false)
 	})
 	// Firing: inputs of distinct hours, so the per-hour state never says
 	// "already reported".
@@ -363,7 +348,7 @@ func BenchmarkDetect(b *testing.B) {
 			ev := meshEvent(frontend, at, ledger, "GET /v1/accounts/{id}", schemas.ResultSuccess)
 			return ev, baseline.Window{Hour: at.Unix() / 3600, Count: 1}
 		})
-		run(b, meshgraph.New(small), ins, true)
+		detectortest.BenchmarkInputs(b, meshgraph.New(small), ins, true)
 	})
 	b.Run("firing_trust_domain", func(b *testing.B) {
 		ins := inputs(func(i int) (schemas.Event, baseline.Window) {
@@ -372,7 +357,7 @@ func BenchmarkDetect(b *testing.B) {
 		})
 		cfg := small
 		cfg.MinEdges = 1 << 20 // the peer is a new edge too; time the trust-domain finding alone
-		run(b, meshgraph.New(cfg), ins, true)
+		detectortest.BenchmarkInputs(b, meshgraph.New(cfg), ins, true)
 	})
 	b.Run("firing_denials", func(b *testing.B) {
 		ins := inputs(func(i int) (schemas.Event, baseline.Window) {
@@ -380,6 +365,6 @@ func BenchmarkDetect(b *testing.B) {
 			ev := meshEvent(frontend, at, cart, "GET /v1/cart/{id}", schemas.ResultDenied)
 			return ev, baseline.Window{Hour: at.Unix() / 3600, Count: 40, Denied: 30}
 		})
-		run(b, meshgraph.New(small), ins, true)
+		detectortest.BenchmarkInputs(b, meshgraph.New(small), ins, true)
 	})
 }

@@ -67,134 +67,119 @@ func TestOffHours(t *testing.T) {
 		day time.Time
 		sev schemas.Severity
 	}
-	tests := []struct {
-		name    string
-		profile func(testing.TB) *baseline.Profile
-		judged  []schemas.Event
-		want    []want
-	}{
+	tests := []detectortest.Case[want]{
 		{
-			name: "business-hours service used at 03:00",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "business-hours service used at 03:00",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Daily(0, 20), nil), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(2, t0, t0.Add(72*time.Hour), detectortest.Daily(0, 20), nil), at(night, night.Add(40*time.Minute), night.Add(2*time.Hour))),
-			want:   []want{{night, schemas.SeverityMedium}, {night, schemas.SeverityMedium}},
+			Judged: detectortest.Merge(detectortest.Traffic(2, t0, t0.Add(72*time.Hour), detectortest.Daily(0, 20), nil), at(night, night.Add(40*time.Minute), night.Add(2*time.Hour))),
+			Want:   []want{{night, schemas.SeverityMedium}, {night, schemas.SeverityMedium}},
 		},
 		{
-			name: "business-hours service, a normal week",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "business-hours service, a normal week",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(1, t0.Add(-28*24*time.Hour), t0, detectortest.Daily(0, 20), nil), t0)
 			},
-			judged: detectortest.Traffic(3, t0, t0.Add(7*24*time.Hour), detectortest.Daily(0, 20), nil),
+			Judged: detectortest.Traffic(3, t0, t0.Add(7*24*time.Hour), detectortest.Daily(0, 20), nil),
 		},
 		{
-			name: "nightly job run at 14:00, two weeks of history",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "nightly job run at 14:00, two weeks of history",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(4, t0.Add(-14*24*time.Hour), t0, job, nil), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(5, t0, t0.Add(48*time.Hour), job, nil), at(t0.Add(38*time.Hour+5*time.Minute))),
-			want:   []want{{t0.Add(38 * time.Hour), schemas.SeverityMedium}},
+			Judged: detectortest.Merge(detectortest.Traffic(5, t0, t0.Add(48*time.Hour), job, nil), at(t0.Add(38*time.Hour+5*time.Minute))),
+			Want:   []want{{t0.Add(38 * time.Hour), schemas.SeverityMedium}},
 		},
 		{
-			name: "nightly job, a normal week",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "nightly job, a normal week",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(4, t0.Add(-21*24*time.Hour), t0, job, nil), t0)
 			},
-			judged: detectortest.Traffic(6, t0, t0.Add(7*24*time.Hour), job, nil),
+			Judged: detectortest.Traffic(6, t0, t0.Add(7*24*time.Hour), job, nil),
 		},
 		{
-			name: "nightly job moved an hour earlier (daylight saving) is not off hours",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "nightly job moved an hour earlier (daylight saving) is not off hours",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(4, t0.Add(-21*24*time.Hour), t0, job, nil), t0)
 			},
-			judged: at(t0.Add(24*time.Hour+time.Hour+5*time.Minute), t0.Add(48*time.Hour+time.Hour+5*time.Minute)),
+			Judged: at(t0.Add(24*time.Hour+time.Hour+5*time.Minute), t0.Add(48*time.Hour+time.Hour+5*time.Minute)),
 		},
 		{
-			name: "night shift across midnight, used at noon",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "night shift across midnight, used at noon",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(7, t0.Add(-21*24*time.Hour), t0, hours(22, 4, 10), nil), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(8, t0, t0.Add(48*time.Hour), hours(22, 4, 10), nil), at(t0.Add(36*time.Hour+time.Minute))),
-			want:   []want{{t0.Add(36 * time.Hour), schemas.SeverityMedium}},
+			Judged: detectortest.Merge(detectortest.Traffic(8, t0, t0.Add(48*time.Hour), hours(22, 4, 10), nil), at(t0.Add(36*time.Hour+time.Minute))),
+			Want:   []want{{t0.Add(36 * time.Hour), schemas.SeverityMedium}},
 		},
 		{
-			name: "24x7 service, a normal week",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "24x7 service, a normal week",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(9, t0.Add(-28*24*time.Hour), t0, detectortest.Flat(5), nil), t0)
 			},
-			judged: detectortest.Traffic(10, t0, t0.Add(7*24*time.Hour), detectortest.Flat(5), nil),
+			Judged: detectortest.Traffic(10, t0, t0.Add(7*24*time.Hour), detectortest.Flat(5), nil),
 		},
 		{
-			name: "24x7 service used in its nightly maintenance window",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "24x7 service used in its nightly maintenance window",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(11, t0.Add(-28*24*time.Hour), t0, hours(6, 3, 5), nil), t0)
 			},
-			judged: at(t0.Add(24*time.Hour + 4*time.Hour + 30*time.Minute)),
+			Judged: at(t0.Add(24*time.Hour + 4*time.Hour + 30*time.Minute)),
 		},
 		{
-			name: "sporadic identity without a rhythm",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "sporadic identity without a rhythm",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(12, t0.Add(-28*24*time.Hour), t0, sporadic(12), nil), t0)
 			},
-			judged: detectortest.Merge(detectortest.Traffic(13, t0, t0.Add(7*24*time.Hour), sporadic(13), nil), at(t0.Add(45*time.Hour+time.Minute))),
+			Judged: detectortest.Merge(detectortest.Traffic(13, t0, t0.Add(7*24*time.Hour), sporadic(13), nil), at(t0.Add(45*time.Hour+time.Minute))),
 		},
 		{
-			name: "history shorter than min_days",
-			profile: func(tb testing.TB) *baseline.Profile {
+			Name: "history shorter than min_days",
+			Profile: func(tb testing.TB) *baseline.Profile {
 				return detectortest.Trained(tb, detectortest.Traffic(14, t0.Add(-10*24*time.Hour), t0, detectortest.Daily(0, 20), nil), t0)
 			},
-			judged: at(night),
+			Judged: at(night),
 		},
 		{
-			name: "no built baseline yet",
-			profile: func(testing.TB) *baseline.Profile {
+			Name: "no built baseline yet",
+			Profile: func(testing.TB) *baseline.Profile {
 				return detectortest.History(t0, 72, 2, detectortest.IP, detectortest.Actions...)
 			},
-			judged: at(night),
+			Judged: at(night),
 		},
 		{
-			name: "zero baseline",
-			profile: func(testing.TB) *baseline.Profile {
+			Name: "zero baseline",
+			Profile: func(testing.TB) *baseline.Profile {
 				p := detectortest.History(t0, 72, 2, detectortest.IP, detectortest.Actions...)
 				p.Apply(&baseline.Baseline{DataThrough: t0}, baseline.DefaultClasses())
 				return p
 			},
-			judged: at(night),
+			Judged: at(night),
 		},
 		{
-			name: "identity still learning",
-			profile: func(testing.TB) *baseline.Profile {
+			Name: "identity still learning",
+			Profile: func(testing.TB) *baseline.Profile {
 				return detectortest.History(night.Add(-time.Hour), 10, 10, detectortest.IP, detectortest.Actions...)
 			},
-			judged: at(night),
+			Judged: at(night),
 		},
 		{
-			name:    "first event ever",
-			profile: func(testing.TB) *baseline.Profile { return &baseline.Profile{Identity: detectortest.Identity} },
-			judged:  at(night),
+			Name:    "first event ever",
+			Profile: detectortest.FirstEver,
+			Judged:  at(night),
 		},
 	}
 	d := offhours.New(offhours.DefaultConfig())
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := detectortest.Run(d, tt.profile(t), tt.judged)
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d findings, want %d: %+v", len(got), len(tt.want), got)
-			}
-			for i, w := range tt.want {
-				f := got[i]
-				if f.ID != dayID(w.day) {
-					t.Errorf("finding id %s, want the identity-day id %s", f.ID, dayID(w.day))
-				}
-				if f.Severity != w.sev || f.Detector != offhours.Name || f.Technique != "T1078" ||
-					f.Analysis.Pattern != schemas.PatternOffHours || f.Score < 50 || f.Score > 100 || len(f.EventIDs) != 1 {
-					t.Errorf("finding %+v", f)
-				}
-				t.Logf("%s [%s %d] %s", f.Title, f.Severity, f.Score, f.Explanation)
-			}
-		})
-	}
+	detectortest.RunCases(t, d, tests, func(t *testing.T, f *schemas.Finding, w want) {
+		if f.ID != dayID(w.day) {
+			t.Errorf("finding id %s, want the identity-day id %s", f.ID, dayID(w.day))
+		}
+		if f.Severity != w.sev || f.Detector != offhours.Name || f.Technique != "T1078" ||
+			f.Analysis.Pattern != schemas.PatternOffHours || f.Score < 50 || f.Score > 100 || len(f.EventIDs) != 1 {
+			t.Errorf("finding %+v", *f)
+		}
+	})
 }
 
 // TestOneFindingPerDay: a night of activity is one finding id, the next
@@ -245,21 +230,9 @@ func BenchmarkDetect(b *testing.B) {
 	d := offhours.New(offhours.DefaultConfig())
 	day := detectortest.Event(t0.Add(34*time.Hour), "s3:GetObject", detectortest.IP)
 	night := detectortest.Event(t0.Add(27*time.Hour), "s3:GetObject", detectortest.IP)
-	cases := []struct {
-		name  string
-		ev    *schemas.Event
-		count uint32
-		fires int
-	}{
-		{"quiet", &day, 7, 0},
-		{"quiet_first", &day, 1, 0},
-		{"firing", &night, 1, 1},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			in := detectortest.Input(p, c.ev)
-			in.Window = baseline.Window{Hour: c.ev.Time.Unix() / 3600, Count: c.count}
-			detectortest.BenchmarkDetect(b, d, in, c.fires)
-		})
-	}
+	detectortest.BenchmarkWindows(b, d, p, []detectortest.WindowCase{
+		{Name: "quiet", Event: &day, Window: baseline.Window{Count: 7}, Fires: 0},
+		{Name: "quiet_first", Event: &day, Window: baseline.Window{Count: 1}, Fires: 0},
+		{Name: "firing", Event: &night, Window: baseline.Window{Count: 1}, Fires: 1},
+	})
 }

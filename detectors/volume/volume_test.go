@@ -13,13 +13,11 @@ import (
 // burst feeds n events in the hour starting at start into p and returns the
 // findings the detector raised along the way.
 func burst(d *volume.Detector, p *baseline.Profile, start time.Time, n int) []schemas.Finding {
-	var out []schemas.Finding
-	for i := range n {
-		ev := detectortest.Event(start.Add(time.Duration(i)*time.Hour/time.Duration(n+1)), "s3:GetObject", "10.20.1.7")
-		out = d.Detect(detectortest.Input(p, &ev), out)
-		p.Observe(&ev)
+	evs := make([]schemas.Event, n)
+	for i := range evs {
+		evs[i] = detectortest.Event(start.Add(time.Duration(i)*time.Hour/time.Duration(n+1)), "s3:GetObject", detectortest.IP)
 	}
-	return out
+	return detectortest.Run(d, p, evs)
 }
 
 func TestVolumeSpike(t *testing.T) {
