@@ -93,21 +93,7 @@ func TestFunctionLoadErrors(t *testing.T) {
 		`testdata/bad_funcs.yaml:22:24: rule bad-response: unknown response action "nuke" (actions: revoke_credential, disable_identity, isolate_workload, notify)`,
 		`testdata/bad_funcs.yaml:27:38: rule bad-mode: unknown response mode "yolo" (modes: dry_run, shadow, canary, enforce)`,
 	}
-	var joined interface{ Unwrap() []error }
-	if !errors.As(err, &joined) {
-		t.Fatalf("%T", err)
-	}
-	got := joined.Unwrap()
-	for i := range max(len(got), len(want)) {
-		switch {
-		case i >= len(got):
-			t.Errorf("missing error %d: %s", i, want[i])
-		case i >= len(want):
-			t.Errorf("unexpected error %d: %s", i, got[i])
-		case !strings.HasPrefix(got[i].Error(), want[i]):
-			t.Errorf("error %d:\n got %s\nwant %s…", i, got[i], want[i])
-		}
-	}
+	wantErrors(t, err, want)
 }
 
 func TestResponse(t *testing.T) {
@@ -213,21 +199,7 @@ func TestHistoryLoadErrors(t *testing.T) {
 		`testdata/bad_history.yaml:29:18: rule bad-history: history must be a list of events or {generate: {...}}, got a scalar`,
 		`testdata/bad_history.yaml:33:28: rule bad-history: unknown key "p99" in baseline.model`,
 	}
-	var joined interface{ Unwrap() []error }
-	if !errors.As(err, &joined) {
-		t.Fatalf("%T", err)
-	}
-	got := joined.Unwrap()
-	for i := range max(len(got), len(want)) {
-		switch {
-		case i >= len(got):
-			t.Errorf("missing error %d: %s", i, want[i])
-		case i >= len(want):
-			t.Errorf("unexpected error %d: %s", i, got[i])
-		case !strings.HasPrefix(got[i].Error(), want[i]):
-			t.Errorf("error %d:\n got %s\nwant %s…", i, got[i], want[i])
-		}
-	}
+	wantErrors(t, err, want)
 }
 
 func TestHostIn(t *testing.T) {
@@ -250,6 +222,26 @@ func TestHostIn(t *testing.T) {
 		}
 		if got := hostIn(p, tt.k).String(); got != tt.want {
 			t.Errorf("hostIn(%s, %d) = %s, want %s", tt.prefix, tt.k, got, tt.want)
+		}
+	}
+}
+
+// wantErrors fails t unless err joins errors that start with want, in order.
+func wantErrors(t *testing.T, err error, want []string) {
+	t.Helper()
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		t.Fatalf("%T", err)
+	}
+	got := joined.Unwrap()
+	for i := range max(len(got), len(want)) {
+		switch {
+		case i >= len(got):
+			t.Errorf("missing error %d: %s", i, want[i])
+		case i >= len(want):
+			t.Errorf("unexpected error %d: %s", i, got[i])
+		case !strings.HasPrefix(got[i].Error(), want[i]):
+			t.Errorf("error %d:\n got %s\nwant %s…", i, got[i], want[i])
 		}
 	}
 }
