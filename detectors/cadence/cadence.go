@@ -63,6 +63,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/internal/finding"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -283,7 +284,7 @@ func (d *Detector) report(in *detectors.Input, c *baseline.Cadence, t time.Time,
 	f.ID = schemas.FindingID(Name, ev.Identity.ID, strconv.FormatInt(t.Unix()/3600, 10))
 	f.Detector = Name
 	f.Identity = ev.Identity
-	f.Severity = severity(score)
+	f.Severity = finding.Severity(score)
 	f.Score = int(score + 0.5)
 	f.EventIDs = []string{ev.ID}
 	f.FirstSeen, f.LastSeen = ev.Time, ev.Time
@@ -300,16 +301,6 @@ func runs(n int) string {
 		return "run"
 	}
 	return "runs"
-}
-
-func severity(score float64) schemas.Severity {
-	switch {
-	case score >= 80:
-		return schemas.SeverityHigh
-	case score >= 60:
-		return schemas.SeverityMedium
-	}
-	return schemas.SeverityLow
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -46,6 +46,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/internal/finding"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -133,7 +134,7 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 		ID:       schemas.FindingID(Name, ev.Identity.ID, strconv.FormatInt(in.Window.Hour, 10)),
 		Detector: Name,
 		Identity: ev.Identity,
-		Severity: severity(score),
+		Severity: finding.Severity(score),
 		Score:    int(score + 0.5),
 		Title:    "Fan-out to new peers from " + ev.Identity.ID,
 		Explanation: fmt.Sprintf("%s called %d peers it never called before in the hour from %s (latest %s), %d of %d calls denied or failed; it knew %d peers and met %.2f new ones a day",
@@ -148,16 +149,6 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 			Baseline: graph,
 		},
 	})
-}
-
-func severity(score float64) schemas.Severity {
-	switch {
-	case score >= 80:
-		return schemas.SeverityHigh
-	case score >= 60:
-		return schemas.SeverityMedium
-	}
-	return schemas.SeverityLow
 }
 
 func days(d time.Duration) string { return fmt.Sprintf("%.1f days", d.Hours()/24) }

@@ -33,6 +33,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline"
 	"github.com/nhisentry/nhisentry/detectors"
+	"github.com/nhisentry/nhisentry/detectors/internal/finding"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -146,7 +147,7 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 			ID:       schemas.FindingID(Name, ev.Identity.ID, dim.String(), v),
 			Detector: Name,
 			Identity: ev.Identity,
-			Severity: severity(score),
+			Severity: finding.Severity(score),
 			Score:    int(score + 0.5),
 			Title:    fmt.Sprintf("New %s for %s", dim, ev.Identity.ID),
 			Explanation: fmt.Sprintf("%s %s never seen for %s; %d known, set unchanged for %s",
@@ -172,16 +173,6 @@ func (d *Detector) sensitive(v string) bool {
 		}
 	}
 	return false
-}
-
-func severity(score float64) schemas.Severity {
-	switch {
-	case score >= 80:
-		return schemas.SeverityHigh
-	case score >= 60:
-		return schemas.SeverityMedium
-	}
-	return schemas.SeverityLow
 }
 
 func days(d time.Duration) string { return fmt.Sprintf("%.1f days", d.Hours()/24) }
