@@ -79,19 +79,12 @@ func baselineCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errors.New("baseline show: one IDENTITY is required")
 	}
 	id := fs.Arg(0)
-	var b, cohort *baseline.Baseline
-	err = store.LoadBaselines(ctx, []string{id}, func(x *baseline.Baseline) error { b = x; return nil })
+	b, cohort, err := loadBaseline(ctx, store, id)
 	if err != nil {
 		return err
 	}
 	if b == nil {
 		return fmt.Errorf("baseline show: no baseline stored for %q (run `nhisentry baseline rebuild` after its events are stored)", id)
-	}
-	if b.Cohort != "" {
-		err = store.LoadBaselines(ctx, []string{baseline.CohortPrefix + b.Cohort}, func(x *baseline.Baseline) error { cohort = x; return nil })
-		if err != nil {
-			return err
-		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -99,6 +92,21 @@ func baselineCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return enc.Encode(b)
 	}
 	return printBaseline(stdout, b, cohort)
+}
+
+// loadBaseline reads id's stored baseline (nil when there is none) and, when
+// it belongs to a cohort, the cohort's.
+func loadBaseline(ctx context.Context, store baseline.Loader, id string) (b, cohort *baseline.Baseline, err error) {
+	load := func(id string) (*baseline.Baseline, error) {
+		var got *baseline.Baseline
+		err := store.LoadBaselines(ctx, []string{id}, func(x *baseline.Baseline) error { got = x; return nil })
+		return got, err
+	}
+	if b, err = load(id); err != nil || b == nil || b.Cohort == "" {
+		return b, nil, err
+	}
+	cohort, err = load(baseline.CohortPrefix + b.Cohort)
+	return b, cohort, err
 }
 
 // openBaselineStore opens the embedded store at state, or ClickHouse.

@@ -151,17 +151,10 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // printDemoBaseline shows what the baseline of the first attacked identity
 // looked like after the run, as `nhisentry baseline show` prints it.
-func printDemoBaseline(ctx context.Context, w io.Writer, store baseline.Store, id, db string) error {
-	var b, cohort *baseline.Baseline
-	err := store.LoadBaselines(ctx, []string{id}, func(x *baseline.Baseline) error { b = x; return nil })
+func printDemoBaseline(ctx context.Context, w io.Writer, store baseline.Loader, id, db string) error {
+	b, cohort, err := loadBaseline(ctx, store, id)
 	if err != nil || b == nil {
 		return err
-	}
-	if b.Cohort != "" {
-		err = store.LoadBaselines(ctx, []string{baseline.CohortPrefix + b.Cohort}, func(x *baseline.Baseline) error { cohort = x; return nil })
-		if err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(w, "\nthe baseline of the first attacked identity (NHI_CLICKHOUSE_DATABASE=%s nhisentry baseline show %s):\n\n", db, id)
 	return printBaseline(w, b, cohort)
