@@ -71,19 +71,32 @@ func TestMetricsAndHealth(t *testing.T) {
 	if code, _ := get("/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz: %d", code)
 	}
-	code, body := get("/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	for _, name := range []string{
+	want := []string{
 		"nhi_ingest_consumer_lag", "nhi_ingest_batch_duration_seconds", "nhi_detect_batch_duration_seconds",
 		"nhi_engine_replayed_events_total", "go_goroutines", "process_resident_memory_bytes",
 		"nhi_baseline_cache_identities", "nhi_baseline_cache_bytes", `nhi_baseline_rebuilds_total{result="ok"} 1`,
 		"nhi_baseline_rebuild_duration_seconds_count 1",
-	} {
-		if !strings.Contains(body, name) {
-			t.Errorf("/metrics lacks %s", name)
+	}
+	// The consumer registers its metrics when run starts, which races this
+	// scrape; poll until it has.
+	var missing []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, body := get("/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
 		}
+		missing = missing[:0]
+		for _, name := range want {
+			if !strings.Contains(body, name) {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, name := range missing {
+		t.Errorf("/metrics lacks %s", name)
 	}
 	cancel()
 	select {
