@@ -9,7 +9,7 @@ BIN := bin/nhisentry
 # loaded machine (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: help demo test build vet fmt-check tidy-check modern-clickhouse fuzz bench clickhouse clickhouse-stop clean
+.PHONY: help demo test peers build vet fmt-check tidy-check modern-clickhouse fuzz bench clickhouse clickhouse-stop clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -17,9 +17,12 @@ help: ## list the targets
 demo: clickhouse build ## run the whole pipeline on this machine and print the findings
 	$(BIN) demo
 
-test: clickhouse vet fmt-check tidy-check modern-clickhouse ## vet, gofmt, all tests with -race (integration ones on the real servers), SQL on current ClickHouse, short fuzzing
+test: clickhouse peers vet fmt-check tidy-check modern-clickhouse ## vet, gofmt, all tests with -race (integration ones on the real servers), SQL on current ClickHouse, short fuzzing
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
+
+peers: ## install the Debian peers the integration tests run (rsyslog, Prometheus)
+	deploy/local/peers.sh install
 
 build: ## build bin/nhisentry
 	$(GO) build -o $(BIN) ./cmd/nhisentry
