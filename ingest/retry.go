@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 )
 
@@ -34,8 +35,11 @@ func Retry(ctx context.Context, b Backoff, log *slog.Logger, what string, onErr 
 		if ctx.Err() != nil {
 			return fmt.Errorf("write %s: %w", what, errors.Join(err, ctx.Err()))
 		}
-		log.Error("write failed; retrying", "what", what, "attempt", attempt, "backoff", wait, "err", err)
-		t := time.NewTimer(wait)
+		// Equal jitter: many instances retrying one server do not return
+		// in lockstep.
+		sleep := wait/2 + rand.N(wait/2+1)
+		log.Error("write failed; retrying", "what", what, "attempt", attempt, "backoff", sleep, "err", err)
+		t := time.NewTimer(sleep)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -30,8 +30,12 @@ type DeadLetters struct {
 }
 
 // NewDeadLetters returns a writer to topic.
-func NewDeadLetters(brokers []string, topic string) *DeadLetters {
-	return &DeadLetters{w: newWriter(brokers, topic), now: time.Now}
+func NewDeadLetters(c Cluster, topic string) (*DeadLetters, error) {
+	w, err := c.Writer(topic)
+	if err != nil {
+		return nil, err
+	}
+	return &DeadLetters{w: w, now: time.Now}, nil
 }
 
 // WriteDeadLetters implements ingest.DeadLetterWriter.
@@ -61,17 +65,3 @@ func (d *DeadLetters) WriteDeadLetters(ctx context.Context, letters []ingest.Dea
 
 // Close flushes and closes the writer.
 func (d *DeadLetters) Close() error { return d.w.Close() }
-
-// newWriter is a synchronous writer that waits for all in-sync replicas, so
-// a returned write is durable before the input batch is committed.
-func newWriter(brokers []string, topic string) *kafka.Writer {
-	return &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
-		Topic:        topic,
-		Balancer:     &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll,
-		BatchSize:    10000,
-		BatchBytes:   64 << 20,
-		BatchTimeout: 5 * time.Millisecond,
-	}
-}

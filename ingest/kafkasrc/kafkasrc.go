@@ -19,7 +19,7 @@ import (
 
 // Config configures the consumer.
 type Config struct {
-	Brokers []string
+	Cluster Cluster
 	GroupID string
 	Topics  []string
 	// BatchSize caps a batch; Linger is how long to wait for more records
@@ -29,6 +29,9 @@ type Config struct {
 	// StartFirst makes a new group start from the oldest offset (the
 	// default); false starts at the newest.
 	StartFirst bool
+	// Lag receives the consumer lag after every fetch; nil registers
+	// nhi_ingest_consumer_lag.
+	Lag prometheus.Gauge
 }
 
 // Source is a consumer-group member. Fetch and Commit must be called from one
@@ -44,7 +47,7 @@ type Source struct {
 // New joins the consumer group. reg may be nil.
 func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, error) {
 	var errs []error
-	if len(cfg.Brokers) == 0 {
+	if len(cfg.Cluster.Brokers) == 0 {
 		errs = append(errs, errors.New("kafka: no brokers"))
 	}
 	if cfg.GroupID == "" {
@@ -52,6 +55,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 	}
 	if len(cfg.Topics) == 0 {
 		errs = append(errs, errors.New("kafka: no input topics"))
+	}
+	dialer, err := cfg.Cluster.dialer()
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -68,7 +75,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 	}
 	s := &Source{
 		r: kafka.NewReader(kafka.ReaderConfig{
-			Brokers:        cfg.Brokers,
+			Brokers:        cfg.Cluster.Brokers,
+			Dialer:         dialer,
 			GroupID:        cfg.GroupID,
 			GroupTopics:    cfg.Topics,
 			MinBytes:       1,
@@ -81,13 +89,16 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 		}),
 		cfg: cfg,
 		log: log,
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+		lag: cfg.Lag,
+	}
+	if s.lag == nil {
+		s.lag = prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nhi_ingest_consumer_lag",
 			Help: "Records behind the newest offset on the partitions this member reads, as kafka-go last saw it.",
-		}),
-	}
-	if reg != nil {
-		reg.MustRegister(s.lag)
+		})
+		if reg != nil {
+			reg.MustRegister(s.lag)
+		}
 	}
 	return s, nil
 }

@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // CheckTopics returns an error naming every topic that does not exist, so a
@@ -15,15 +14,15 @@ import (
 // instead of a consumer that waits forever or writes that retry forever.
 // It uses franz-go's admin client: kafka-go has no metadata call that does
 // not risk creating the topic on brokers with auto-creation on.
-func CheckTopics(ctx context.Context, brokers []string, topics ...string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func CheckTopics(ctx context.Context, c Cluster, topics ...string) error {
+	cl, err := c.franz()
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	defer cl.Close()
 	details, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
 	if err != nil {
-		return fmt.Errorf("kafka %v: list topics: %w", brokers, err)
+		return fmt.Errorf("kafka %v: list topics: %w", c.Brokers, err)
 	}
 	var missing []string
 	for _, t := range topics {

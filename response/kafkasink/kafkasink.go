@@ -9,26 +9,24 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
 // Sink publishes findings to one topic.
 type Sink struct{ w *kafka.Writer }
 
-// New returns a sink writing to topic on brokers.
-func New(brokers []string, topic string) *Sink {
-	return &Sink{w: &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
-		Topic:        topic,
-		Balancer:     &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll, // delivered before the input is committed
-		BatchSize:    1000,
-		BatchTimeout: 5 * time.Millisecond,
-	}}
+// New returns a sink writing to topic. Its writes wait for all in-sync
+// replicas, so findings are durable before the input is committed.
+func New(c kafkasrc.Cluster, topic string) (*Sink, error) {
+	w, err := c.Writer(topic)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{w: w}, nil
 }
 
 // Name implements engine.FindingSink.
