@@ -7,7 +7,6 @@ package chstore
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/nhisentry/nhisentry/internal/secure"
 	"github.com/nhisentry/nhisentry/schemas/migrations"
 )
 
@@ -23,8 +23,10 @@ type Config struct {
 	Addr     string `yaml:"addr"`     // host:port of the native protocol
 	Database string `yaml:"database"` // created by migrate
 	Username string `yaml:"username"`
-	Password string `yaml:"password"`
-	TLS      bool   `yaml:"tls"`
+	// Password is read from the environment or a file, never from the
+	// configuration file; unset means none.
+	Password secure.Secret `yaml:"password"`
+	TLS      secure.TLS    `yaml:"tls"`
 	// DialTimeout bounds connecting; queries are bounded by their context.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 }
@@ -38,17 +40,26 @@ type Store struct {
 
 // Open connects and checks the server answers.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
+	var password string
+	if !cfg.Password.IsZero() {
+		var err error
+		if password, err = cfg.Password.Value(); err != nil {
+			return nil, fmt.Errorf("clickhouse password: %w", err)
+		}
+	}
+	tlsConf, err := cfg.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
 	opts := &clickhouse.Options{
 		Addr: []string{cfg.Addr},
-		Auth: clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
+		Auth: clickhouse.Auth{Database: "default", Username: cfg.Username, Password: password},
+		TLS:  tlsConf,
 		// LZ4 costs less client CPU per row than no compression once batches
 		// are large (research/performance.md §4).
 		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		DialTimeout:  cfg.DialTimeout,
 		MaxOpenConns: 4,
-	}
-	if cfg.TLS {
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {

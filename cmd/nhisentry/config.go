@@ -15,6 +15,8 @@ import (
 	"github.com/nhisentry/nhisentry/baseline/chstore"
 	"github.com/nhisentry/nhisentry/detectors/builtin"
 	"github.com/nhisentry/nhisentry/ingest/formats"
+	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
+	"github.com/nhisentry/nhisentry/internal/secure"
 )
 
 // Config is the whole configuration file. Every field has a default, and
@@ -40,6 +42,30 @@ type KafkaConfig struct {
 	StartFrom string        `yaml:"start_from"`
 	BatchSize int           `yaml:"batch_size"`
 	Linger    time.Duration `yaml:"linger"`
+	TLS       secure.TLS    `yaml:"tls"`
+	SASL      SASLConfig    `yaml:"sasl"`
+}
+
+// SASLConfig authenticates to Kafka; an empty mechanism means none.
+type SASLConfig struct {
+	Mechanism string        `yaml:"mechanism"` // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	Username  string        `yaml:"username"`
+	Password  secure.Secret `yaml:"password"`
+}
+
+// cluster resolves the Kafka settings, reading secrets and TLS files.
+func (k KafkaConfig) cluster() (kafkasrc.Cluster, error) {
+	c := kafkasrc.Cluster{Brokers: k.Brokers, SASL: kafkasrc.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username}}
+	var err error
+	if c.TLS, err = k.TLS.Config(); err != nil {
+		return c, fmt.Errorf("kafka.tls: %w", err)
+	}
+	if k.SASL.Mechanism != "" {
+		if c.SASL.Password, err = k.SASL.Password.Value(); err != nil {
+			return c, fmt.Errorf("kafka.sasl.password: %w", err)
+		}
+	}
+	return c, nil
 }
 
 // InputConfig names an input topic and the format of its records.
@@ -128,15 +154,18 @@ var envOverrides = []struct {
 	{"NHI_CLICKHOUSE_ADDR", func(c *Config, v string) error { c.ClickHouse.Addr = v; return nil }},
 	{"NHI_CLICKHOUSE_DATABASE", func(c *Config, v string) error { c.ClickHouse.Database = v; return nil }},
 	{"NHI_CLICKHOUSE_USERNAME", func(c *Config, v string) error { c.ClickHouse.Username = v; return nil }},
-	{"NHI_CLICKHOUSE_PASSWORD", func(c *Config, v string) error { c.ClickHouse.Password = v; return nil }},
-	{"NHI_CLICKHOUSE_PASSWORD_FILE", func(c *Config, v string) error {
-		b, err := os.ReadFile(v)
-		if err != nil {
-			return fmt.Errorf("NHI_CLICKHOUSE_PASSWORD_FILE: %w", err)
-		}
-		c.ClickHouse.Password = strings.TrimSpace(string(b))
+	{"NHI_CLICKHOUSE_PASSWORD", func(c *Config, _ string) error {
+		c.ClickHouse.Password = secure.Secret{Env: "NHI_CLICKHOUSE_PASSWORD"}
 		return nil
 	}},
+	{"NHI_CLICKHOUSE_PASSWORD_FILE", func(c *Config, v string) error { c.ClickHouse.Password = secure.Secret{File: v}; return nil }},
+	{"NHI_KAFKA_SASL_MECHANISM", func(c *Config, v string) error { c.Kafka.SASL.Mechanism = v; return nil }},
+	{"NHI_KAFKA_SASL_USERNAME", func(c *Config, v string) error { c.Kafka.SASL.Username = v; return nil }},
+	{"NHI_KAFKA_SASL_PASSWORD", func(c *Config, _ string) error {
+		c.Kafka.SASL.Password = secure.Secret{Env: "NHI_KAFKA_SASL_PASSWORD"}
+		return nil
+	}},
+	{"NHI_KAFKA_SASL_PASSWORD_FILE", func(c *Config, v string) error { c.Kafka.SASL.Password = secure.Secret{File: v}; return nil }},
 	{"NHI_HTTP_LISTEN", func(c *Config, v string) error { c.HTTP.Listen = v; return nil }},
 	{"NHI_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 }
@@ -232,12 +261,23 @@ func (c *Config) validate() []error {
 	if c.Kafka.BatchSize <= 0 {
 		bad("kafka.batch_size", "must be positive")
 	}
+	errs = append(errs, c.Kafka.TLS.Validate("kafka.tls")...)
+	if err := (kafkasrc.SASL{Mechanism: c.Kafka.SASL.Mechanism}).Validate(); err != nil {
+		bad("kafka.sasl.mechanism", "%v", err)
+	} else if c.Kafka.SASL.Mechanism != "" {
+		if c.Kafka.SASL.Username == "" {
+			bad("kafka.sasl.username", "required with a SASL mechanism")
+		}
+		errs = append(errs, c.Kafka.SASL.Password.Validate("kafka.sasl.password", true)...)
+	}
 	if c.ClickHouse.Addr == "" {
 		bad("clickhouse.addr", "required")
 	}
 	if c.ClickHouse.Database == "" {
 		bad("clickhouse.database", "required")
 	}
+	errs = append(errs, c.ClickHouse.TLS.Validate("clickhouse.tls")...)
+	errs = append(errs, c.ClickHouse.Password.Validate("clickhouse.password", false)...)
 	for _, err := range c.Baseline.Classes.Validate() {
 		bad("baseline", "%v", err)
 	}

@@ -32,7 +32,9 @@ kafka:
     - {topic: a, format: kong}
   start_from: middle
   findings_topic: a
-clickhouse: {addr: ""}
+  tls: {enabled: true, ca_file: /nonexistent/ca.pem, cert_file: c.pem}
+  sasl: {mechanism: SCRAM-SHA-256, password: {env: NHI_TEST_UNSET_PASSWORD}}
+clickhouse: {addr: "", password: {file: /nonexistent/pw}}
 detect:
   volume_spike: {z: -1, ratio: 3, min_count: 30, min_hours: 24}
   rules: [missing.yaml]
@@ -44,7 +46,12 @@ log: {level: loud}
 				`kafka.inputs[1].topic: topic "a" is listed twice`,
 				`kafka.findings_topic: topic "a" is also an input`,
 				"kafka.start_from: want earliest or latest",
+				"kafka.tls: cert_file and key_file go together",
+				"kafka.tls.ca_file:",
+				"kafka.sasl.username: required",
+				"kafka.sasl.password: secret: environment variable NHI_TEST_UNSET_PASSWORD is not set",
 				"clickhouse.addr: required",
+				"clickhouse.password: secret:",
 				"detect.volume_spike: z must be positive",
 				"detect.rules[0]:",
 				"log.level:",
@@ -86,7 +93,8 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(cfg.Kafka.Brokers, ",") != "a:1,b:2" || cfg.ClickHouse.Password != "s3cret" {
-		t.Fatalf("brokers %v password %q", cfg.Kafka.Brokers, cfg.ClickHouse.Password)
+	pw, err := cfg.ClickHouse.Password.Value()
+	if strings.Join(cfg.Kafka.Brokers, ",") != "a:1,b:2" || pw != "s3cret" || err != nil {
+		t.Fatalf("brokers %v password %q (%v)", cfg.Kafka.Brokers, pw, err)
 	}
 }

@@ -70,7 +70,11 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	for _, in := range cfg.Kafka.Inputs {
 		topics = append(topics, in.Topic)
 	}
-	if err := kafkasrc.CheckTopics(ctx, cfg.Kafka.Brokers, append(topics, cfg.Kafka.FindingsTopic, cfg.Kafka.DeadLetterTopic)...); err != nil {
+	cluster, err := cfg.Kafka.cluster()
+	if err != nil {
+		return nil, err
+	}
+	if err := kafkasrc.CheckTopics(ctx, cluster, append(topics, cfg.Kafka.FindingsTopic, cfg.Kafka.DeadLetterTopic)...); err != nil {
 		return nil, err
 	}
 
@@ -117,15 +121,21 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	}
 	log.Info("credential links loaded", "credentials", s.linker.Len())
 
-	s.findings = kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.FindingsTopic)
-	s.dlq = kafkasrc.NewDeadLetters(cfg.Kafka.Brokers, cfg.Kafka.DeadLetterTopic)
+	if s.findings, err = kafkasink.New(cluster, cfg.Kafka.FindingsTopic); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.dlq, err = kafkasrc.NewDeadLetters(cluster, cfg.Kafka.DeadLetterTopic); err != nil {
+		s.close()
+		return nil, err
+	}
 	s.engine = engine.New(engine.Options{
 		Cache: s.cache, Detectors: dets,
 		Events: store, Sinks: []engine.FindingSink{store, s.findings},
 		Logger: log, Registerer: s.reg,
 	})
 	s.source, err = kafkasrc.New(kafkasrc.Config{
-		Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.GroupID, Topics: topics,
+		Cluster: cluster, GroupID: cfg.Kafka.GroupID, Topics: topics,
 		BatchSize: cfg.Kafka.BatchSize, Linger: cfg.Kafka.Linger, StartFirst: cfg.Kafka.StartFrom == "earliest",
 	}, log, s.reg)
 	if err != nil {
@@ -268,7 +278,10 @@ func (s *service) close() {
 		closers = append(closers, s.source)
 	}
 	if s.dlq != nil {
-		closers = append(closers, s.dlq, s.findings)
+		closers = append(closers, s.dlq)
+	}
+	if s.findings != nil {
+		closers = append(closers, s.findings)
 	}
 	if s.store != nil {
 		closers = append(closers, s.store)
