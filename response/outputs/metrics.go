@@ -66,3 +66,19 @@ func (m *Metrics) of(name string) *outputMetrics {
 }
 
 func (om *outputMetrics) failed(err error) { om.errors.WithLabelValues(reason(err)).Inc() }
+
+// Delivered, Errors, Lag and Backpressure return one output's series, for
+// tests and for the demo's summary.
+func (m *Metrics) Delivered(output string) prometheus.Counter {
+	return m.delivered.WithLabelValues(output)
+}
+
+func (m *Metrics) Errors(output, reason string) prometheus.Counter {
+	return m.errors.WithLabelValues(output, reason)
+}
+
+func (m *Metrics) Lag(output string) prometheus.Gauge { return m.lag.WithLabelValues(output) }
+
+func (m *Metrics) Backpressure(output string) prometheus.Gauge {
+	return m.backpressure.WithLabelValues(output)
+}
