@@ -525,11 +525,11 @@ func splitSyslogFrames(b []byte, framing string) ([]string, error) {
 
 // syslogMessage is a parsed RFC 5424 message with one SD element.
 type syslogMessage struct {
-	pri                                          int
+	pri                                         int
 	timestamp, hostname, appName, procID, msgID string
-	sdID                                         string
-	params                                       map[string]string
-	msg                                          string
+	sdID                                        string
+	params                                      map[string]string
+	msg                                         string
 }
 
 // parseSyslog parses an RFC 5424 message with exactly one SD element.
