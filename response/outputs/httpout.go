@@ -65,10 +65,11 @@ type endpoint struct {
 func newEndpoint(u *url.URL, pathIsSecret bool) endpoint {
 	shown := *u
 	shown.User, shown.RawQuery, shown.Fragment = nil, "", ""
-	if pathIsSecret {
-		shown.Path, shown.RawPath = "/…", ""
+	if !pathIsSecret {
+		return endpoint{url: u.String(), shown: shown.String()}
 	}
-	return endpoint{url: u.String(), shown: shown.String()}
+	shown.Path, shown.RawPath = "", ""
+	return endpoint{url: u.String(), shown: shown.String() + "/…"}
 }
 
 // statusError is a reply outside 2xx.
