@@ -160,13 +160,17 @@ func marshalJSON(v any) ([]byte, error) {
 }
 
 // parseBaseURL checks an output's url setting: absolute http or https with
-// a host, and https when tls is enabled.
+// a host, and https when tls is enabled. Its errors do not repeat the URL,
+// which may be a secret.
 func parseBaseURL(field, raw string, t secure.TLS) (*url.URL, []error) {
 	if raw == "" {
 		return nil, []error{fmt.Errorf("%s: required", field)}
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
 		return nil, []error{fmt.Errorf("%s: %w", field, err)}
 	}
 	var errs []error

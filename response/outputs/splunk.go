@@ -52,10 +52,9 @@ const (
 	hecAckPath       = "services/collector/ack"
 	hecChannelHeader = "X-Splunk-Request-Channel"
 	// hecMaxRequest bounds the uncompressed body of one request. HEC refuses
-	// a body over max_content_length ([http_input] in limits.conf) with 413;
-	// that was 1,000,000 bytes before Splunk 6.5 and is 838,860,800 since,
-	// but Splunk Cloud and many proxies keep about 1 MB, so batches are cut
-	// to fit the smallest.
+	// a body over max_content_length ([http_input] in limits.conf) with 413:
+	// 1,000,000 bytes by default in older releases, 838,860,800 in current
+	// ones. Cutting at the smaller also fits a proxy with a 1 MB limit.
 	hecMaxRequest     = 1_000_000
 	defaultAckTimeout = time.Minute
 	defaultAckPoll    = time.Second

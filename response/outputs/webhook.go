@@ -75,9 +75,7 @@ func (c WebhookConfig) Validate(field string) []error {
 	var errs []error
 	kind := cmp.Or(c.Kind, kindJSON)
 	switch kind {
-	case kindJSON:
-		errs = append(errs, c.Secret.Validate(field+".secret", true)...)
-	case kindPagerDuty:
+	case kindJSON, kindPagerDuty:
 		errs = append(errs, c.Secret.Validate(field+".secret", true)...)
 	case kindSlack:
 		errs = append(errs, c.Secret.Validate(field+".secret", false)...)
@@ -88,7 +86,11 @@ func (c WebhookConfig) Validate(field string) []error {
 		errs = append(errs, fmt.Errorf("%s.kind: %q, want one of %s", field, c.Kind, strings.Join(webhookKinds, ", ")))
 	}
 	if raw, ok := c.rawURL(); ok {
-		_, uerrs := parseBaseURL(field+".url", raw, c.TLS)
+		urlField := field + ".url"
+		if c.URL == "" && c.Kind == kindSlack && !c.Secret.IsZero() {
+			urlField = field + ".secret"
+		}
+		_, uerrs := parseBaseURL(urlField, raw, c.TLS)
 		errs = append(errs, uerrs...)
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Headers)) {
@@ -174,8 +176,8 @@ func NewWebhook(c WebhookConfig) (Output, error) {
 		w.secret = v
 	}
 	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: url: %w", prefix, err)
+	if err != nil { // checked by Validate; the URL may be a secret, so not quoted
+		return nil, fmt.Errorf("%s: the url does not parse", prefix)
 	}
 	w.to = newEndpoint(u, c.Kind == kindSlack)
 	if w.http, err = newHTTPOut(prefix, c.TLS, c.Timeout); err != nil {

@@ -415,8 +415,11 @@ func TestWebhookValidate(t *testing.T) {
 			"out: set url or secret (holding the url), not both",
 		}},
 		{"slack url in secret", WebhookConfig{Kind: "slack", Secret: key}, []string{
-			`out.url: scheme "", want http or https`,
-			"out.url: no host",
+			`out.secret: scheme "", want http or https`,
+			"out.secret: no host",
+		}},
+		{"bad url", WebhookConfig{URL: "https://hooks.example.com/%zz/secret-path", Secret: key}, []string{
+			`out.url: invalid URL escape "%zz"`,
 		}},
 		{"all wrong", WebhookConfig{
 			URL: "http://soar.example.com/hook", Secret: key, Timeout: -time.Second, TLS: secure.TLS{Enabled: true},
