@@ -19,20 +19,20 @@ import (
 // enterprise number, so the SD-ID uses 32473, the number RFC 5612 reserves
 // for documentation and examples.
 const (
-	syslogMsgID        = "nhi-finding"
-	syslogSDID         = "nhi@32473"
-	syslogMaxHostname  = 255
-	syslogMaxAppName   = 48
-	syslogNil          = "-"
-	defaultSyslogName  = "syslog"
-	defaultFacility    = 10 // authpriv: security and authorization messages
-	defaultAppName     = "nhisentry"
-	defaultSyslogWait  = 10 * time.Second
-	defaultVersion     = "dev"
-	syslogFormatCEF    = "cef"
-	syslogFormatLEEF   = "leef"
-	syslogFramingOctet = "octet"
-	syslogFramingLF    = "lf"
+	syslogMsgID          = "nhi-finding"
+	syslogSDID           = "nhi@32473"
+	syslogMaxHostname    = 255
+	syslogMaxAppName     = 48
+	syslogNil            = "-"
+	defaultSyslogName    = "syslog"
+	defaultFacility      = 10 // authpriv: security and authorization messages
+	defaultAppName       = "nhisentry"
+	defaultSyslogTimeout = 10 * time.Second
+	defaultVersion       = "dev"
+	syslogFormatCEF      = "cef"
+	syslogFormatLEEF     = "leef"
+	syslogFramingOctet   = "octet"
+	syslogFramingLF      = "lf"
 	// peerCheckWait bounds the read that tells whether the receiver closed a
 	// kept connection before a batch is written to it.
 	peerCheckWait = time.Millisecond
@@ -117,7 +117,7 @@ func (c SyslogConfig) withDefaults() SyslogConfig {
 		c.Facility = defaultFacility
 	}
 	if c.Timeout == 0 {
-		c.Timeout = defaultSyslogWait
+		c.Timeout = defaultSyslogTimeout
 	}
 	return c
 }
