@@ -17,6 +17,7 @@ import (
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
 	"github.com/nhisentry/nhisentry/internal/secure"
+	"github.com/nhisentry/nhisentry/response/outputs"
 )
 
 // Config is the whole configuration file. Every field has a default, and
@@ -26,6 +27,7 @@ type Config struct {
 	ClickHouse chstore.Config `yaml:"clickhouse"`
 	Baseline   BaselineConfig `yaml:"baseline"`
 	Detect     DetectConfig   `yaml:"detect"`
+	Outputs    outputs.Config `yaml:"outputs"`
 	Pipeline   PipelineConfig `yaml:"pipeline"`
 	HTTP       HTTPConfig     `yaml:"http"`
 	Log        LogConfig      `yaml:"log"`
@@ -137,6 +139,7 @@ func defaultConfig() Config {
 		Detect: DetectConfig{
 			Builtin: builtin.DefaultConfig(),
 		},
+		Outputs:  outputs.DefaultConfig(),
 		Pipeline: PipelineConfig{MaxRecordBytes: 1 << 20, DrainTimeout: 30 * time.Second},
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:9464"},
 		Log:      LogConfig{Level: "info", Format: "text"},
@@ -300,6 +303,7 @@ func (c *Config) validate() []error {
 			bad(fmt.Sprintf("detect.rules[%d]", i), "%v", err)
 		}
 	}
+	errs = append(errs, c.Outputs.Validate("outputs")...)
 	if c.Pipeline.MaxRecordBytes <= 0 {
 		bad("pipeline.max_record_bytes", "must be positive")
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,9 @@ kafka:
   tls: {enabled: true, ca_file: /nonexistent/ca.pem, cert_file: c.pem}
   sasl: {mechanism: SCRAM-SHA-256, password: {env: NHI_TEST_UNSET_PASSWORD}}
 clickhouse: {addr: "", password: {file: /nonexistent/pw}}
+outputs:
+  max_lag: -1
+  syslog: [{address: "", min_severity: loud}, {address: "a:1"}, {address: "b:1"}]
 detect:
   volume_spike: {z: -1, ratio: 3, min_count: 30, min_hours: 24}
   rules: [missing.yaml]
@@ -52,6 +56,10 @@ log: {level: loud}
 				"kafka.sasl.password: secret: environment variable NHI_TEST_UNSET_PASSWORD is not set",
 				"clickhouse.addr: required",
 				"clickhouse.password: secret:",
+				"outputs.max_lag: must not be negative",
+				"outputs.syslog[0]",
+				"outputs.syslog[0].min_severity: unknown severity",
+				`outputs.syslog[2].name: "syslog" is also the name of outputs.syslog[1]`,
 				"detect.volume_spike: z must be positive",
 				"detect.rules[0]:",
 				"log.level:",
@@ -96,5 +104,49 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 	pw, err := cfg.ClickHouse.Password.Value()
 	if strings.Join(cfg.Kafka.Brokers, ",") != "a:1,b:2" || pw != "s3cret" || err != nil {
 		t.Fatalf("brokers %v password %q (%v)", cfg.Kafka.Brokers, pw, err)
+	}
+}
+
+func TestOutputsExampleIsValid(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(key, []byte("k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../../deploy/config/outputs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "outputs.yaml")
+	if err := os.WriteFile(path, bytes.ReplaceAll(raw, []byte("/run/secrets/nhi-webhook-key"), []byte(key)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NHI_SPLUNK_HEC_TOKEN", "t")
+	t.Setenv("NHI_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/x")
+	t.Setenv("NHI_PAGERDUTY_ROUTING_KEY", "r")
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := cfg.Outputs.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range outs {
+		names = append(names, o.Output.Name()+">="+string(o.MinSeverity))
+		o.Output.Close()
+	}
+	want := "splunk>=,qradar>=,arcsight>=medium,soar>=,slack>=high,pagerduty>=critical"
+	if got := strings.Join(names, ","); got != want {
+		t.Fatalf("outputs %s, want %s", got, want)
+	}
+	// The same file without its secrets lists every missing one at once.
+	os.Unsetenv("NHI_SPLUNK_HEC_TOKEN")
+	os.Unsetenv("NHI_PAGERDUTY_ROUTING_KEY")
+	_, err = loadConfig(path)
+	for _, w := range []string{"outputs.splunk[0]", "NHI_SPLUNK_HEC_TOKEN", "outputs.webhooks[2]", "NHI_PAGERDUTY_ROUTING_KEY"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, err)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
 	"github.com/nhisentry/nhisentry/response/kafkasink"
+	"github.com/nhisentry/nhisentry/response/outputs"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -43,6 +44,10 @@ type service struct {
 	linker   *ingest.Linker
 	cache    *baseline.Cache
 	rebuild  *baseline.Rebuilder
+	outputs  []outputs.Configured
+	forward  []*outputs.Forwarder
+	fwdSrc   []*kafkasrc.Source
+	lag      *outputs.Lag
 	ready    atomic.Bool
 }
 
@@ -129,9 +134,17 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 		s.close()
 		return nil, err
 	}
+	if err := s.openOutputs(cluster); err != nil {
+		s.close()
+		return nil, err
+	}
+	sinks := []engine.FindingSink{store, s.findings}
+	if s.lag != nil && cfg.Outputs.MaxLag > 0 {
+		sinks = append(sinks, s.lag) // last: findings are stored before detection waits
+	}
 	s.engine = engine.New(engine.Options{
 		Cache: s.cache, Detectors: dets,
-		Events: store, Sinks: []engine.FindingSink{store, s.findings},
+		Events: store, Sinks: sinks,
 		Logger: log, Registerer: s.reg,
 	})
 	s.source, err = kafkasrc.New(kafkasrc.Config{
@@ -144,6 +157,63 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	}
 	s.ready.Store(true)
 	return s, nil
+}
+
+// openOutputs opens the configured outputs, each with a Forwarder that
+// reads the findings topic in its own consumer group
+// (<group_id>.output.<name>), and the lag monitor over those groups.
+func (s *service) openOutputs(cluster kafkasrc.Cluster) error {
+	cfg := s.cfg.Outputs
+	for i := range cfg.Syslog {
+		cfg.Syslog[i].ProductVersion = version
+	}
+	outs, err := cfg.Open()
+	if err != nil {
+		return err
+	}
+	s.outputs = outs
+	if len(outs) == 0 {
+		return nil
+	}
+	m := outputs.NewMetrics(s.reg)
+	groups := map[string]string{}
+	for _, o := range outs {
+		name := o.Output.Name()
+		groups[name] = s.cfg.Kafka.GroupID + ".output." + name
+		src, err := kafkasrc.New(kafkasrc.Config{
+			Cluster: cluster, GroupID: groups[name], Topics: []string{s.cfg.Kafka.FindingsTopic},
+			BatchSize: cfg.BatchSize, Linger: cfg.Linger, StartFirst: true,
+		}, s.log, nil) // nil: output lag is measured by outputs.Lag, not the ingest gauge
+		if err != nil {
+			return fmt.Errorf("output %s: %w", name, err)
+		}
+		s.fwdSrc = append(s.fwdSrc, src)
+		s.forward = append(s.forward, outputs.NewForwarder(o.Output, outputs.ForwarderOptions{
+			Source: src, MinSeverity: o.MinSeverity, Logger: s.log, Metrics: m,
+		}))
+	}
+	client, err := cluster.Client()
+	if err != nil {
+		return err
+	}
+	s.lag = outputs.NewLag(outputs.LagOptions{Client: client, Topic: s.cfg.Kafka.FindingsTopic, Groups: groups,
+		MaxLag: cfg.MaxLag, Metrics: m, Logger: s.log})
+	s.log.Info("outputs", "count", len(outs), "max_lag", cfg.MaxLag)
+	return nil
+}
+
+// forwardUntil runs one output's Forwarder until ctx ends, starting it
+// again after an error (a failed commit repeats the batch: at least once).
+func (s *service) forwardUntil(ctx context.Context, f *outputs.Forwarder) {
+	for ctx.Err() == nil {
+		if err := f.Run(ctx); err != nil {
+			s.log.Error("output forwarder stopped; restarting", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
 }
 
 // newDetectors builds the enabled built-in detectors and, when rule files are
@@ -179,6 +249,12 @@ func (s *service) run(ctx context.Context, onBatch func(ingest.Stats)) (ingest.S
 	defer stop()
 	go s.rebuild.Run(bg)
 	go s.retain(bg)
+	for _, f := range s.forward {
+		go s.forwardUntil(bg, f)
+	}
+	if s.lag != nil {
+		go s.lag.Run(bg)
+	}
 	st, err := ingest.Run(ctx, ingest.RunOptions{
 		Source: s.source, Decoders: s.decoders, DeadLetter: s.dlq, Linker: s.linker, Handler: s.engine,
 		Logger: s.log, Registerer: s.reg, OnBatch: onBatch,
@@ -276,6 +352,12 @@ func (s *service) close() {
 	var closers []interface{ Close() error }
 	if s.source != nil {
 		closers = append(closers, s.source)
+	}
+	for _, src := range s.fwdSrc {
+		closers = append(closers, src)
+	}
+	for _, o := range s.outputs {
+		closers = append(closers, o.Output)
 	}
 	if s.dlq != nil {
 		closers = append(closers, s.dlq)
