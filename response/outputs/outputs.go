@@ -36,8 +36,8 @@ type Output interface {
 
 // Permanent marks an error that repeating the same request cannot fix (a
 // 400 for a malformed payload). The Forwarder still never drops findings:
-// it keeps retrying at the longest backoff and counts the error under
-// reason "permanent", because a destination's operator can fix the cause.
+// it keeps retrying and counts the error under reason "permanent", because
+// a destination's operator can fix the cause.
 type Permanent struct{ Err error }
 
 func (p Permanent) Error() string { return p.Err.Error() }
