@@ -9,13 +9,16 @@
 #   deploy/local/clickhouse.sh status
 #
 # Ports: NHI_CH_TCP_PORT (default 19000, native protocol), NHI_CH_HTTP_PORT
-# (default 18123).
+# (default 18123), NHI_CH_TLS_PORT (default 19440, native protocol over TLS
+# with a self-signed certificate for 127.0.0.1 made on first start in
+# .local/clickhouse/tls/cert.pem, which clients use as their CA).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir="$root/.local/clickhouse"
 tcp_port=${NHI_CH_TCP_PORT:-19000}
 http_port=${NHI_CH_HTTP_PORT:-18123}
+tls_port=${NHI_CH_TLS_PORT:-19440}
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -26,18 +29,27 @@ server_bin() {
 }
 
 install() {
-	if [ -n "$(server_bin)" ] && command -v curl >/dev/null; then return; fi
+	if [ -n "$(server_bin)" ] && command -v curl >/dev/null && command -v openssl >/dev/null; then return; fi
 	echo "clickhouse: installing Debian's clickhouse-server with apt-get" >&2
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clickhouse-server curl ca-certificates >/dev/null
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clickhouse-server curl ca-certificates openssl >/dev/null
 }
 
 ready() {
 	curl -fsS "http://127.0.0.1:$http_port/ping" >/dev/null 2>&1
 }
 
+make_cert() {
+	[ -s "$dir/tls/cert.pem" ] && [ -s "$dir/tls/key.pem" ] && return
+	mkdir -p "$dir/tls"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+		-subj "/CN=nhisentry local clickhouse" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+		-keyout "$dir/tls/key.pem" -out "$dir/tls/cert.pem" 2>/dev/null
+}
+
 write_config() {
 	mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/log"
+	make_cert
 	cat >"$dir/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
@@ -51,6 +63,18 @@ write_config() {
     <listen_host>127.0.0.1</listen_host>
     <tcp_port>$tcp_port</tcp_port>
     <http_port>$http_port</http_port>
+    <tcp_port_secure>$tls_port</tcp_port_secure>
+    <openSSL>
+        <server>
+            <certificateFile>$dir/tls/cert.pem</certificateFile>
+            <privateKeyFile>$dir/tls/key.pem</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <cacheSessions>true</cacheSessions>
+            <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>
     <max_connections>256</max_connections>
     <keep_alive_timeout>3</keep_alive_timeout>
     <max_concurrent_queries>100</max_concurrent_queries>

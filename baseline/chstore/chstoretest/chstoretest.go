@@ -6,17 +6,21 @@
 package chstoretest
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nhisentry/nhisentry/baseline/chstore"
+	"github.com/nhisentry/nhisentry/internal/secure"
 )
 
 // DefaultAddr is where deploy/local/clickhouse.sh listens.
@@ -86,4 +90,48 @@ func Count(t testing.TB, s *chstore.Store, query string) uint64 {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return n
+}
+
+// DefaultTLSAddr is where deploy/local/clickhouse.sh serves the native
+// protocol over TLS.
+const DefaultTLSAddr = "127.0.0.1:19440"
+
+// TLSConfig is Config over TLS: the server named by NHI_CLICKHOUSE_TLS_ADDR
+// (default DefaultTLSAddr), verified with the CA file NHI_CLICKHOUSE_TLS_CA
+// (default the certificate deploy/local/clickhouse.sh made in the checkout).
+func TLSConfig(t testing.TB) chstore.Config {
+	t.Helper()
+	cfg := Config(t)
+	cfg.Addr = cmp.Or(os.Getenv("NHI_CLICKHOUSE_TLS_ADDR"), DefaultTLSAddr)
+	ca := os.Getenv("NHI_CLICKHOUSE_TLS_CA")
+	if ca == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca = filepath.Join(root, ".local", "clickhouse", "tls", "cert.pem")
+	}
+	if _, err := os.Stat(ca); err != nil {
+		Unavailable(t, fmt.Errorf("the ClickHouse TLS certificate: %w", err))
+	}
+	cfg.TLS = secure.TLS{Enabled: true, CAFile: ca}
+	return cfg
+}
+
+// moduleRoot is the directory of the go.mod above the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
