@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nhisentry/nhisentry/internal/secure"
+	"github.com/nhisentry/nhisentry/internal/secure/securetest"
 )
 
 // TestSyslogRsyslog delivers the golden batch to a private rsyslogd (Debian's
@@ -27,7 +28,8 @@ import (
 func TestSyslogRsyslog(t *testing.T) {
 	bin := rsyslogd(t)
 	dir := t.TempDir()
-	certFile, keyFile := writeSyslogCert(t, dir)
+	cert := securetest.SelfSigned(t)
+	certFile, keyFile := cert.CertFile, cert.KeyFile
 	cases := []struct {
 		format, framing string
 		tls             bool

@@ -4,18 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nhisentry/nhisentry/internal/secure"
+	"github.com/nhisentry/nhisentry/internal/secure/securetest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -274,7 +268,8 @@ func TestSyslogValidate(t *testing.T) {
 // TestSyslogDeliver sends the golden batch to a local listener, over TCP and
 // TLS, and checks that the bytes received are the golden's.
 func TestSyslogDeliver(t *testing.T) {
-	certFile, keyFile := writeSyslogCert(t, t.TempDir())
+	cert := securetest.SelfSigned(t)
+	certFile := cert.CertFile
 	for _, c := range []struct {
 		name, format, framing string
 		tls                   bool
@@ -288,7 +283,7 @@ func TestSyslogDeliver(t *testing.T) {
 			cfg := syslogTestConfig(c.format, c.framing)
 			var srv *syslogTestServer
 			if c.tls {
-				srv = startSyslogServer(t, syslogServerTLS(t, certFile, keyFile))
+				srv = startSyslogServer(t, cert.Server)
 				cfg.TLS = secure.TLS{Enabled: true, CAFile: certFile}
 			} else {
 				srv = startSyslogServer(t, nil)
@@ -445,50 +440,6 @@ func syslogReadFull(t *testing.T, c net.Conn, n int) []byte {
 		t.Fatalf("read %d of %d bytes: %v; got %q", got, n, err, b[:got])
 	}
 	return b
-}
-
-// writeSyslogCert writes a self-signed P-256 certificate for 127.0.0.1 and
-// localhost, and its key, as PEM files in dir.
-func writeSyslogCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for _, f := range []struct {
-		path, typ string
-		der       []byte
-	}{{certFile, "CERTIFICATE", der}, {keyFile, "PRIVATE KEY", keyDER}} {
-		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
-}
-
-func syslogServerTLS(t *testing.T, certFile, keyFile string) *tls.Config {
-	t.Helper()
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }
 
 // splitSyslogFrames splits a byte stream into its messages.
