@@ -1,6 +1,8 @@
-// Package response owns what happens to findings once detected: the sinks
-// that deliver them (Kafka findings topic, ClickHouse, the log) and, in later
-// work, the response policy, its safety guards and the provider adapters.
+// Package response owns what is done about findings: the Provider seam and
+// the guarded automated responses (policy, safety, audit, approvals) that
+// revoke or isolate at the identity providers. Its subpackages deliver
+// findings (kafkasink, outputs) and adapt each provider's API
+// (providers/...).
 // Findings are plain schemas.Finding values, so response never imports the
 // detectors.
 package response
