@@ -177,6 +177,34 @@ ALTER TABLE nhisentry.findings ADD COLUMN count UInt32 DEFAULT 1;
 
 ALTER TABLE nhisentry.findings ADD COLUMN revision UInt32 DEFAULT 0;
 
+-- 0007_response_actions
+DROP TABLE IF EXISTS nhisentry.response_audit;
+
+CREATE TABLE IF NOT EXISTS nhisentry.response_audit
+(
+    id            String,
+    time          DateTime,
+    updated_at    DateTime,
+    version       UInt64,
+    finding_id    String,
+    identity_id   String,
+    action        String,
+    provider      String,
+    mode          String,
+    status        String,
+    decision      String,
+    detail        String,
+    actor         String,
+    blast_radius  UInt32,
+    attempts      UInt32,
+    next_attempt  DateTime,
+    request       String,
+    undo          String
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(time)
+ORDER BY id;
+
 -- A few events for the placeholder identities and times, so the queries
 -- below run on rows, not only on empty tables (not SQL the store runs).
 INSERT INTO nhisentry.events (id, time, time_ns, ingest_time, cluster, identity_id, identity_kind, identity_name,
