@@ -1,6 +1,8 @@
 package baseline
 
 import (
+	"github.com/nhisentry/nhisentry/internal/glob"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -116,7 +118,7 @@ func (cs Classes) Match(id schemas.Identity) *Class {
 		if len(c.Kinds) == 0 && len(c.Identities) == 0 {
 			continue
 		}
-		if (len(c.Kinds) == 0 || contains(c.Kinds, string(id.Kind))) && (len(c.Identities) == 0 || globs(c.Identities, id.ID)) {
+		if (len(c.Kinds) == 0 || contains(c.Kinds, string(id.Kind))) && (len(c.Identities) == 0 || glob.Any(c.Identities, id.ID)) {
 			return c
 		}
 	}
@@ -130,42 +132,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func globs(patterns []string, s string) bool {
-	for _, g := range patterns {
-		if glob(g, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// glob matches s against a pattern of literal bytes, '?' and '*', with the
-// classic backtracking to the last star: linear for the patterns classes
-// use.
-func glob(pattern, s string) bool {
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
-			p++
-			i++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case star >= 0:
-			p, mark = star+1, mark+1
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
 }
 
 // deployResources are the Kubernetes workload kinds whose change rolls out

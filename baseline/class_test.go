@@ -73,21 +73,6 @@ func TestDeployOf(t *testing.T) {
 	}
 }
 
-func TestGlob(t *testing.T) {
-	for _, tc := range []struct {
-		pattern, s string
-		want       bool
-	}{
-		{"*", "", true}, {"*", "a/b", true}, {"a*", "a/b/c", true}, {"*c", "a/b/c", true},
-		{"*:role/*/ci-*", "aws:role/123/ci-deploy", true}, {"*:role/*/ci-*", "aws:role/123/app", false},
-		{"a?c", "abc", true}, {"a?c", "ac", false}, {"*b*b*", "abab", true}, {"*b*b*", "ab", false},
-		{"abc", "abc", true}, {"abc", "abcd", false},
-	} {
-		if got := glob(tc.pattern, tc.s); got != tc.want {
-			t.Errorf("glob(%q, %q) = %v", tc.pattern, tc.s, got)
-		}
-	}
-}
 
 func TestNamedFallsBackToTheDefaultClass(t *testing.T) {
 	if c := Classes(nil).Named("ci"); c.Name != ClassService {

@@ -1,45 +1,19 @@
 package credmisuse
 
 import (
+	"github.com/nhisentry/nhisentry/internal/glob"
+
 	"fmt"
 	"net/netip"
 	"strings"
 )
-
-// glob reports whether s matches pattern, where * matches any run of
-// characters ('/' and ':' included, unlike path.Match: issuers and identity
-// ids are URLs and colon paths) and ? any one byte. It allocates nothing.
-func glob(pattern, s string) bool {
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
-			p++
-			i++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
-}
 
 // globs is a list of patterns matched in order.
 type globs []string
 
 func (g globs) match(s string) bool {
 	for _, p := range g {
-		if glob(p, s) {
+		if glob.Match(p, s) {
 			return true
 		}
 	}

@@ -1,10 +1,11 @@
 package rules
 
 import (
+	"github.com/nhisentry/nhisentry/internal/glob"
+
 	"fmt"
 	"net/netip"
 	"strings"
-	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
@@ -66,7 +67,7 @@ func funcDecls() []cel.EnvOption {
 		cel.Function(fnGlob,
 			cel.Overload("glob_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
 				cel.BinaryBinding(func(pattern, s ref.Val) ref.Val {
-					return types.Bool(glob(string(pattern.(types.String)), string(s.(types.String))))
+					return types.Bool(glob.Match(string(pattern.(types.String)), string(s.(types.String))))
 				}))),
 		cel.Function(fnTrustDomain,
 			cel.Overload("spiffe_trust_domain_string", []*cel.Type{cel.StringType}, cel.StringType,
@@ -193,39 +194,6 @@ func isPrivateIP(ip string) bool {
 }
 
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
-// glob matches s against a pattern of literal characters, '?' (any one
-// character) and '*' (any run of characters, '/' and ':' included), with
-// backtracking to the last star: linear for the patterns rules use.
-func glob(pattern, s string) bool {
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && pattern[p] == '?':
-			// One character, not one byte.
-			_, size := utf8.DecodeRuneInString(s[i:])
-			p++
-			i += size
-		case p < len(pattern) && pattern[p] == s[i]:
-			p++
-			i++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case star >= 0:
-			_, size := utf8.DecodeRuneInString(s[mark:])
-			p, mark = star+1, mark+size
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
-}
 
 // trustDomain is the trust domain of a SPIFFE id ("spiffe://td/path"), or
 // "" for anything else.

@@ -35,30 +35,6 @@ func TestFunctions(t *testing.T) {
 	}
 }
 
-func TestGlob(t *testing.T) {
-	tests := []struct {
-		pattern, s string
-		want       bool
-	}{
-		{"*", "", true},
-		{"*", "anything/at:all", true},
-		{"aws:role/*/ci-*", "aws:role/123/ci-deploy", true},
-		{"aws:role/*/ci-*", "aws:role/123/app", false},
-		{"?", "é", true}, // one character, not one byte
-		{"??", "é", false},
-		{"a*b*c", "aXbYbZc", true},
-		{"a*b*c", "aXbYbZ", false},
-		{"k8s:*:secrets", "k8s:get:secrets", true},
-		{"k8s:*:secrets", "k8s:get:secrets/x", false},
-		{"", "", true},
-		{"", "x", false},
-	}
-	for _, tt := range tests {
-		if got := glob(tt.pattern, tt.s); got != tt.want {
-			t.Errorf("glob(%q, %q) = %t, want %t", tt.pattern, tt.s, got, tt.want)
-		}
-	}
-}
 
 // TestLiteralCIDRParsedOnce: a literal prefix is parsed when the rule is
 // compiled (the decorator replaces the call), a computed one per call.
