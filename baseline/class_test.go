@@ -73,7 +73,6 @@ func TestDeployOf(t *testing.T) {
 	}
 }
 
-
 func TestNamedFallsBackToTheDefaultClass(t *testing.T) {
 	if c := Classes(nil).Named("ci"); c.Name != ClassService {
 		t.Errorf("empty list: %s", c.Name)

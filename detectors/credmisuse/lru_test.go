@@ -2,7 +2,6 @@ package credmisuse
 
 import "testing"
 
-
 func TestAccessKeyIn(t *testing.T) {
 	for s, want := range map[string]string{
 		"AKIAIOSFODNN7EXAMPLE": "AKIAIOSFODNN7EXAMPLE",

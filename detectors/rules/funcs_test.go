@@ -35,7 +35,6 @@ func TestFunctions(t *testing.T) {
 	}
 }
 
-
 // TestLiteralCIDRParsedOnce: a literal prefix is parsed when the rule is
 // compiled (the decorator replaces the call), a computed one per call.
 func TestLiteralCIDRParsedOnce(t *testing.T) {
