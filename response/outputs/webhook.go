@@ -3,7 +3,6 @@ package outputs
 import (
 	"cmp"
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nhisentry/nhisentry/internal/secure"
+	"github.com/nhisentry/nhisentry/internal/sign"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -59,9 +59,7 @@ const (
 	// characters.
 	pagerDutySummaryMax = 1024
 
-	headerTimestamp = "X-Nhisentry-Timestamp"
-	headerSignature = "X-Nhisentry-Signature"
-	headerDelivery  = "X-Nhisentry-Delivery"
+	headerDelivery = "X-Nhisentry-Delivery"
 )
 
 var webhookKinds = []string{kindJSON, kindSlack, kindPagerDuty}
@@ -243,24 +241,11 @@ func (w *webhook) postBatch(ctx context.Context, findings []schemas.Finding) err
 	if err != nil {
 		return fmt.Errorf("%s: %w", w.http.prefix, err)
 	}
-	ts := strconv.FormatInt(w.cfg.now().Unix(), 10)
 	h := w.header.Clone()
-	h.Set(headerTimestamp, ts)
-	h.Set(headerSignature, "sha256="+signature(w.secret, ts, body))
+	sign.Set(h, w.secret, w.cfg.now(), body)
 	h.Set(headerDelivery, deliveryID(findings))
 	_, err = w.http.post(ctx, w.to, h, body, nil)
 	return err
-}
-
-// signature is the hex HMAC-SHA256, keyed with the secret, of the
-// timestamp, a dot and the body: binding the timestamp lets a receiver
-// refuse a replayed request.
-func signature(key, timestamp string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(key))
-	m.Write([]byte(timestamp))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
 }
 
 // deliveryID names a batch by its content, the same on every retry: the
