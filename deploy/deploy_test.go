@@ -374,7 +374,7 @@ func TestDockerignore(t *testing.T) {
 		}
 	}
 
-	cmd := exec.Command("go", "list", "-deps", "-json=Dir,GoFiles,EmbedFiles,Module", "./cmd/nhisentry")
+	cmd := exec.Command("go", "list", "-e", "-deps", "-json=Dir,GoFiles,EmbedFiles,Module", "./cmd/nhisentry")
 	cmd.Dir = repoRoot
 	out, err := cmd.Output()
 	if err != nil {
