@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/response"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -602,5 +603,9 @@ func QueryTexts(db string) []Statement {
 		{"mark", markSQL(db, rollupMarkName)},
 		{"retention: partitions", partitionsSQL(db, "events", day)},
 		{"retention: drop a partition", dropPartitionSQL(db, "events", "202609")},
+		{"audit: by id", loadAuditSQL(db, response.AuditQuery{IDs: ids})},
+		{"audit: due retries", loadAuditSQL(db, response.AuditQuery{Statuses: []response.Status{response.StatusQueued}, DueBy: mark, Limit: 100})},
+		{"audit: window", loadAuditSQL(db, response.AuditQuery{Since: from, Statuses: []response.Status{response.StatusSucceeded, response.StatusRunning}})},
+		{"evidence", evidenceSQL(db, ids[0], []string{"ev-1", "ev-2"})},
 	}
 }

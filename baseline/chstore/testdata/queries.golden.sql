@@ -351,3 +351,15 @@ ORDER BY partition;
 -- retention: drop a partition
 ALTER TABLE nhisentry.events DROP PARTITION 202609;
 
+-- audit: by id
+SELECT id, time, updated_at, version, finding_id, identity_id, action, provider, mode, status, decision, detail, actor, blast_radius, attempts, next_attempt, request, undo FROM nhisentry.response_audit FINAL WHERE id IN ('spiffe://example.org/ns/pay/sa/api', 'aws:role/123456789012/it\'s\\here') ORDER BY time, id;
+
+-- audit: due retries
+SELECT id, time, updated_at, version, finding_id, identity_id, action, provider, mode, status, decision, detail, actor, blast_radius, attempts, next_attempt, request, undo FROM nhisentry.response_audit FINAL WHERE status IN ('queued') AND next_attempt <= toDateTime(1793615400) ORDER BY time, id LIMIT 100;
+
+-- audit: window
+SELECT id, time, updated_at, version, finding_id, identity_id, action, provider, mode, status, decision, detail, actor, blast_radius, attempts, next_attempt, request, undo FROM nhisentry.response_audit FINAL WHERE status IN ('succeeded', 'running') AND time >= toDateTime(1791186312) ORDER BY time, id;
+
+-- evidence
+SELECT id, time, family, account, cluster, identity_id, identity_kind, credential_id, credential_type, actor_ip, actor_namespace, actor_node, actor_workload, action, target_resource, outcome FROM nhisentry.events FINAL WHERE identity_id = 'spiffe://example.org/ns/pay/sa/api' AND id IN ('ev-1', 'ev-2') ORDER BY time, id;
+
