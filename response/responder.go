@@ -409,8 +409,11 @@ func (r *Responder) syncBreaker(ctx context.Context) error {
 		return err
 	}
 	if len(recs) == 1 && recs[0].Version > r.breakerV {
-		r.breakerV = recs[0].Version
-		if strings.HasPrefix(recs[0].Decision, "reset") {
+		rec := recs[0]
+		r.breakerV = rec.Version
+		if why, ok := strings.CutPrefix(rec.Decision, "open: "); ok {
+			r.guard.openSince(rec.UpdatedAt, why) // opened by another process, or before a restart
+		} else {
 			r.guard.reset()
 		}
 	}

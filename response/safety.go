@@ -87,6 +87,13 @@ func (g *guard) open(now time.Time) (bool, string) {
 	return true, g.openWhy
 }
 
+// openSince opens the breaker as of at (its cooldown counts from then).
+func (g *guard) openSince(at time.Time, why string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.openedAt, g.openWhy = at, why
+}
+
 // reset closes the breaker and forgets the window's spending.
 func (g *guard) reset() {
 	g.mu.Lock()
