@@ -122,15 +122,15 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	svc, err := newService(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer svc.close()
+	svc := newIdleService(cfg, log)
 	addr, err := svc.serveHTTP(ctx, cfg.HTTP.Listen)
 	if err != nil {
 		return err
 	}
+	if err := svc.start(ctx); err != nil {
+		return err
+	}
+	defer svc.close()
 	go reloadRulesOnHUP(ctx, svc)
 	log.Info("nhisentry running", "http", addr, "inputs", len(cfg.Kafka.Inputs), "clickhouse", cfg.ClickHouse.Addr)
 	st, err := svc.run(ctx, nil)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
 )
@@ -176,5 +177,38 @@ func TestMissingTopicsStopTheStart(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
+	}
+}
+
+// TestReadyOnlyAfterStart: while start connects and loads, /healthz answers
+// and /readyz says not ready; after start, ready.
+func TestReadyOnlyAfterStart(t *testing.T) {
+	brokers := startBroker(t)
+	cfg := pipelineConfig(t, brokers, "http")
+	svc := newIdleService(cfg, quietLog())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := svc.serveHTTP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(path string) int {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if h, r := status("/healthz"), status("/readyz"); h != http.StatusOK || r != http.StatusServiceUnavailable {
+		t.Fatalf("before start: /healthz %d, /readyz %d", h, r)
+	}
+	if err := svc.start(ctx); err != nil {
+		chstoretest.Unavailable(t, err)
+	}
+	defer svc.close()
+	if r := status("/readyz"); r != http.StatusOK {
+		t.Fatalf("after start: /readyz %d", r)
 	}
 }

@@ -55,19 +55,37 @@ type service struct {
 // already stored and joins the consumer group. Nothing is consumed before the
 // baselines are loaded, so no stored history is mistaken for new.
 func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, error) {
+	s := newIdleService(cfg, log)
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newIdleService returns a service that has opened nothing yet, so its
+// HTTP endpoints can answer (/healthz up, /readyz not yet) while start
+// connects and loads the baselines, which can take minutes.
+func newIdleService(cfg Config, log *slog.Logger) *service {
 	s := &service{cfg: cfg, log: log, reg: prometheus.NewRegistry(), decoders: map[string]ingest.Decoder{}}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return s
+}
+
+// start opens everything and becomes ready; on error it has closed what it
+// opened.
+func (s *service) start(ctx context.Context) error {
+	cfg, log := s.cfg, s.log
 	for _, in := range cfg.Kafka.Inputs {
 		d, err := formats.ByName(in.Format)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.decoders[in.Topic] = d
 	}
 	s.linker = ingest.NewLinker(0)
 	dets, re, err := newDetectors(cfg.Detect, s.linker.Lookup, s.reg, log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.rules = re
 
@@ -77,20 +95,20 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	}
 	cluster, err := cfg.Kafka.cluster()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := kafkasrc.CheckTopics(ctx, cluster, append(topics, cfg.Kafka.FindingsTopic, cfg.Kafka.DeadLetterTopic)...); err != nil {
-		return nil, err
+		return err
 	}
 
 	store, err := chstore.Open(ctx, cfg.ClickHouse, log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.store = store
 	if _, err := store.Migrate(ctx); err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
 	s.cache = baseline.NewCache(baseline.CacheOptions{Budget: cfg.Baseline.CacheBudget, Classes: cfg.Baseline.Classes, Loader: store})
 	rebuild := cfg.Baseline.Rebuild
@@ -107,11 +125,11 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	start := time.Now()
 	if _, err := s.rebuild.Rebuild(ctx, false); err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
 	if err := s.cache.Load(ctx); err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
 	registerCacheMetrics(s.reg, s.cache)
 	log.Info("baselines loaded", "identities", s.cache.Len(), "took", time.Since(start).Round(time.Millisecond))
@@ -122,21 +140,21 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	})
 	if err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
 	log.Info("credential links loaded", "credentials", s.linker.Len())
 
 	if s.findings, err = kafkasink.New(cluster, cfg.Kafka.FindingsTopic); err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
 	if s.dlq, err = kafkasrc.NewDeadLetters(cluster, cfg.Kafka.DeadLetterTopic); err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
 	if err := s.openOutputs(cluster); err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
 	sinks := []engine.FindingSink{store, s.findings}
 	if s.lag != nil && cfg.Outputs.MaxLag > 0 {
@@ -153,10 +171,10 @@ func newService(ctx context.Context, cfg Config, log *slog.Logger) (*service, er
 	}, log, s.reg)
 	if err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
 	s.ready.Store(true)
-	return s, nil
+	return nil
 }
 
 // openOutputs opens the configured outputs, each with a Forwarder that
