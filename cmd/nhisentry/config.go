@@ -17,6 +17,7 @@ import (
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
 	"github.com/nhisentry/nhisentry/internal/secure"
+	"github.com/nhisentry/nhisentry/response"
 	"github.com/nhisentry/nhisentry/response/outputs"
 )
 
@@ -28,6 +29,7 @@ type Config struct {
 	Baseline   BaselineConfig `yaml:"baseline"`
 	Detect     DetectConfig   `yaml:"detect"`
 	Outputs    outputs.Config `yaml:"outputs"`
+	Respond    RespondConfig  `yaml:"respond"`
 	Pipeline   PipelineConfig `yaml:"pipeline"`
 	HTTP       HTTPConfig     `yaml:"http"`
 	Log        LogConfig      `yaml:"log"`
@@ -140,6 +142,7 @@ func defaultConfig() Config {
 			Builtin: builtin.DefaultConfig(),
 		},
 		Outputs:  outputs.DefaultConfig(),
+		Respond:  RespondConfig{Policy: response.DefaultPolicy()},
 		Pipeline: PipelineConfig{MaxRecordBytes: 1 << 20, DrainTimeout: 30 * time.Second},
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:9464"},
 		Log:      LogConfig{Level: "info", Format: "text"},
@@ -304,6 +307,10 @@ func (c *Config) validate() []error {
 		}
 	}
 	errs = append(errs, c.Outputs.Validate("outputs")...)
+	errs = append(errs, c.Respond.validate()...)
+	if c.Respond.Enabled && (c.Respond.Topic == c.Kafka.FindingsTopic || seen[c.Respond.Topic]) {
+		bad("respond.topic", "topic %q is also an input or the findings topic", c.Respond.Topic)
+	}
 	if c.Pipeline.MaxRecordBytes <= 0 {
 		bad("pipeline.max_record_bytes", "must be positive")
 	}

@@ -41,10 +41,14 @@ Usage:
   nhisentry rules test [--quiet] [DIR|FILE...]
                                        run the rules' inline test cases (default: the embedded pack)
   nhisentry rules lint [DIR|FILE...]   report load errors and rules that can never match
+  nhisentry respond list|show|approve|reject|undo|reset --config FILE [ID]
+                                       the guarded responses: list planned and pending actions,
+                                       approve or reject one, undo an isolation, reset the breaker
   nhisentry version
 
 Environment overrides: NHI_KAFKA_BROKERS, NHI_KAFKA_GROUP_ID, NHI_CLICKHOUSE_ADDR,
 NHI_CLICKHOUSE_DATABASE, NHI_CLICKHOUSE_USERNAME, NHI_CLICKHOUSE_PASSWORD(_FILE),
+NHI_KAFKA_SASL_MECHANISM, NHI_KAFKA_SASL_USERNAME, NHI_KAFKA_SASL_PASSWORD(_FILE),
 NHI_HTTP_LISTEN, NHI_LOG_LEVEL.
 `
 
@@ -79,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return decodeCmd(args[1:], os.Stdin, stdout, stderr)
 	case "rules":
 		return rulesCmd(args[1:], stdout, stderr)
+	case "respond":
+		return respondCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "nhisentry", version)
 		return nil

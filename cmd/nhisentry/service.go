@@ -23,6 +23,7 @@ import (
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
+	"github.com/nhisentry/nhisentry/response"
 	"github.com/nhisentry/nhisentry/response/kafkasink"
 	"github.com/nhisentry/nhisentry/response/outputs"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -48,6 +49,8 @@ type service struct {
 	forward  []*outputs.Forwarder
 	fwdSrc   []*kafkasrc.Source
 	lag      *outputs.Lag
+	respond  *response.Responder
+	closeRsp func()
 	ready    atomic.Bool
 }
 
@@ -97,7 +100,11 @@ func (s *service) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := kafkasrc.CheckTopics(ctx, cluster, append(topics, cfg.Kafka.FindingsTopic, cfg.Kafka.DeadLetterTopic)...); err != nil {
+	required := append(topics, cfg.Kafka.FindingsTopic, cfg.Kafka.DeadLetterTopic)
+	if cfg.Respond.Enabled {
+		required = append(required, cfg.Respond.Topic)
+	}
+	if err := kafkasrc.CheckTopics(ctx, cluster, required...); err != nil {
 		return err
 	}
 
@@ -152,6 +159,12 @@ func (s *service) start(ctx context.Context) error {
 		s.close()
 		return err
 	}
+	if cfg.Respond.Enabled {
+		if s.respond, s.closeRsp, err = newResponder(ctx, cfg, store, s.reg, log); err != nil {
+			s.close()
+			return err
+		}
+	}
 	if err := s.openOutputs(cluster); err != nil {
 		s.close()
 		return err
@@ -188,6 +201,12 @@ func (s *service) openOutputs(cluster kafkasrc.Cluster) error {
 	outs, err := cfg.Open()
 	if err != nil {
 		return err
+	}
+	if s.respond != nil {
+		// The responder reads the findings topic like an output: responding
+		// never slows detection, and its consumer group resumes after a
+		// restart.
+		outs = append(outs, outputs.Configured{Output: s.respond})
 	}
 	s.outputs = outs
 	if len(outs) == 0 {
@@ -272,6 +291,9 @@ func (s *service) run(ctx context.Context, onBatch func(ingest.Stats)) (ingest.S
 	}
 	if s.lag != nil {
 		go s.lag.Run(bg)
+	}
+	if s.respond != nil {
+		go s.respond.RunRetries(bg, 2*time.Second)
 	}
 	st, err := ingest.Run(ctx, ingest.RunOptions{
 		Source: s.source, Decoders: s.decoders, DeadLetter: s.dlq, Linker: s.linker, Handler: s.engine,
@@ -382,6 +404,9 @@ func (s *service) close() {
 	}
 	if s.findings != nil {
 		closers = append(closers, s.findings)
+	}
+	if s.closeRsp != nil {
+		s.closeRsp()
 	}
 	if s.store != nil {
 		closers = append(closers, s.store)
