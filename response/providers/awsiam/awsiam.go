@@ -351,14 +351,24 @@ func (p *provider) rolePolicy(ctx context.Context, role string) (doc string, fou
 	if err != nil {
 		return "", false, p.classify(err, "GetRolePolicy %s on role %s", revokePolicyName, role)
 	}
-	doc = aws.ToString(out.PolicyDocument)
-	// IAM returns the document URL-encoded (RFC 3986).
-	if !strings.HasPrefix(strings.TrimSpace(doc), "{") {
-		if d, err := url.PathUnescape(doc); err == nil {
-			doc = d
-		}
+	doc, err = decodePolicy(aws.ToString(out.PolicyDocument))
+	if err != nil {
+		return "", false, fmt.Errorf("%s: GetRolePolicy %s on role %s: %w", p.name, revokePolicyName, role, err)
 	}
 	return doc, true, nil
+}
+
+// decodePolicy undoes the URL encoding (RFC 3986) IAM returns policy
+// documents in; a document already in JSON is returned as it is.
+func decodePolicy(s string) (string, error) {
+	if strings.HasPrefix(strings.TrimSpace(s), "{") {
+		return s, nil
+	}
+	d, err := url.PathUnescape(s)
+	if err != nil {
+		return "", fmt.Errorf("policy document: %w", err)
+	}
+	return d, nil
 }
 
 // retryableCodes are IAM error codes that a later attempt can get past,

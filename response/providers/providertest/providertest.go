@@ -5,7 +5,9 @@
 package providertest
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -62,6 +64,10 @@ func (f *Faults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if fault.Delay > 0 {
+		// The server notices a client that gave up only once the body is
+		// read; keep it for the wrapped handler.
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		t := time.NewTimer(fault.Delay)
 		defer t.Stop()
 		select {
