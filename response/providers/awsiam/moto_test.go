@@ -18,7 +18,7 @@ import (
 
 // moto is the moto_server that TestMain starts for the package's state
 // tests: moto 5.x comes with the machine image's Python (no registry here
-// serves it), found as NHISENTRY_MOTO_SERVER or moto_server on PATH.
+// serves it), found as NHI_MOTO_SERVER or moto_server on PATH.
 var moto struct {
 	url string
 	err error // why there is none
@@ -51,10 +51,10 @@ func isolateAWSEnv() (restore func()) {
 
 func startMoto() (stop func()) {
 	noop := func() {}
-	bin := cmp.Or(os.Getenv("NHISENTRY_MOTO_SERVER"), "moto_server")
+	bin := cmp.Or(os.Getenv("NHI_MOTO_SERVER"), "moto_server")
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		moto.err = fmt.Errorf("%s not found (it comes with the machine image's Python; set NHISENTRY_MOTO_SERVER to its path): %w", bin, err)
+		moto.err = fmt.Errorf("%s not found (it comes with the machine image's Python; set NHI_MOTO_SERVER to its path): %w", bin, err)
 		return noop
 	}
 	port, err := freePort()
