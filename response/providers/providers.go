@@ -7,19 +7,25 @@ import (
 
 	"github.com/nhisentry/nhisentry/response"
 	"github.com/nhisentry/nhisentry/response/providers/awsiam"
+	"github.com/nhisentry/nhisentry/response/providers/gcpiam"
 	"github.com/nhisentry/nhisentry/response/providers/istio"
 	"github.com/nhisentry/nhisentry/response/providers/kube"
 	"github.com/nhisentry/nhisentry/response/providers/spire"
+	"github.com/nhisentry/nhisentry/response/providers/vault"
+	"github.com/nhisentry/nhisentry/response/providers/webhook"
 )
 
 // Config lists the configured providers, each a list so that two
 // instances of a kind (two clusters, two AWS accounts) can have their own
 // names.
 type Config struct {
-	Kubernetes []kube.Config   `yaml:"kubernetes"`
-	Istio      []istio.Config  `yaml:"istio"`
-	SPIRE      []spire.Config  `yaml:"spire"`
-	AWSIAM     []awsiam.Config `yaml:"aws_iam"`
+	Kubernetes []kube.Config    `yaml:"kubernetes"`
+	Istio      []istio.Config   `yaml:"istio"`
+	SPIRE      []spire.Config   `yaml:"spire"`
+	AWSIAM     []awsiam.Config  `yaml:"aws_iam"`
+	GCPIAM     []gcpiam.Config  `yaml:"gcp_iam"`
+	Vault      []vault.Config   `yaml:"vault"`
+	Webhooks   []webhook.Config `yaml:"webhooks"`
 }
 
 type entry struct {
@@ -41,6 +47,9 @@ func (c Config) entries(field string) []entry {
 	es = add(es, field+".istio", c.Istio, istio.New)
 	es = add(es, field+".spire", c.SPIRE, spire.New)
 	es = add(es, field+".aws_iam", c.AWSIAM, awsiam.New)
+	es = add(es, field+".gcp_iam", c.GCPIAM, gcpiam.New)
+	es = add(es, field+".vault", c.Vault, vault.New)
+	es = add(es, field+".webhooks", c.Webhooks, webhook.New)
 	return es
 }
 
