@@ -9,8 +9,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 )
 
 // TLS configures a TLS client. The zero value (Enabled false) means plain
@@ -138,4 +140,22 @@ func (s Secret) String() string {
 		return "file:" + s.File
 	}
 	return "unset"
+}
+
+// HTTPClient returns a client with these TLS settings and a timeout per
+// request that never follows redirects: a redirect is a misconfigured URL,
+// and following it would carry a token or a signature to wherever it
+// points.
+func (t TLS) HTTPClient(timeout time.Duration) (*http.Client, error) {
+	tc, err := t.Config()
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, nil
 }

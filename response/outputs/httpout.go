@@ -37,22 +37,14 @@ type httpOut struct {
 }
 
 func newHTTPOut(prefix string, t secure.TLS, timeout time.Duration) (*httpOut, error) {
-	tc, err := t.Config()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", prefix, err)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
 	if timeout <= 0 {
 		timeout = defaultHTTPTimeout
 	}
-	return &httpOut{prefix: prefix, client: &http.Client{
-		Transport: tr,
-		Timeout:   timeout,
-		// A redirect is a misconfigured URL, and following it would carry the
-		// token or signature to wherever it points.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}, nil
+	client, err := t.HTTPClient(timeout)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", prefix, err)
+	}
+	return &httpOut{prefix: prefix, client: client}, nil
 }
 
 // endpoint is a URL to post to and the form of it errors may print: the

@@ -118,22 +118,16 @@ func New(c Config) (response.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: token: %w", c.Name, err)
 	}
-	tc, err := c.TLS.Config()
+	timeout := cmp.Or(c.Timeout, defaultTimeout)
+	// vault/api follows a standby's redirect to the active node itself, as
+	// its own default client does; the HTTP client must not.
+	hc, err := c.TLS.HTTPClient(timeout)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Name, err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	timeout := cmp.Or(c.Timeout, defaultTimeout)
 	client, err := vaultapi.NewClient(&vaultapi.Config{
-		Address: c.Address,
-		HttpClient: &http.Client{
-			Transport: tr,
-			Timeout:   timeout,
-			// vault/api follows a standby's redirect to the active node
-			// itself, as its own default client does.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		Address:    c.Address,
+		HttpClient: hc,
 		Timeout:    timeout,
 		MaxRetries: 0, // the executor owns retries
 	})

@@ -150,25 +150,17 @@ func New(c Config) (response.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: secret: %w", c.Name, err)
 	}
-	tc, err := c.TLS.Config()
+	client, err := c.TLS.HTTPClient(cmp.Or(c.Timeout, defaultTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Name, err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
 	u, _ := url.Parse(c.URL) // checked by Validate
 	shown := *u
 	shown.User, shown.RawQuery, shown.ForceQuery, shown.Fragment = nil, "", false, ""
 	p := &provider{
 		name: c.Name, url: c.URL, shown: shown.String(), key: key, now: c.now,
 		header: http.Header{"Content-Type": {"application/json"}, "User-Agent": {"nhisentry"}},
-		client: &http.Client{
-			Transport: tr,
-			Timeout:   cmp.Or(c.Timeout, defaultTimeout),
-			// A redirect is a misconfigured URL, and following it would
-			// carry the signature to wherever it points.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client: client,
 	}
 	if p.now == nil {
 		p.now = time.Now
