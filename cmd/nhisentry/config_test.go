@@ -150,3 +150,46 @@ func TestOutputsExampleIsValid(t *testing.T) {
 		}
 	}
 }
+
+func TestRespondExampleIsValid(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/config/respond.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	gcp := filepath.Join(dir, "gcp-sa.json")
+	raw = bytes.ReplaceAll(raw, []byte("/etc/nhisentry/kubeconfig"), []byte(kubeconfig))
+	raw = bytes.ReplaceAll(raw, []byte("/etc/nhisentry/gcp-sa.json"), []byte(gcp))
+	for path, content := range map[string]string{
+		kubeconfig: "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:6443\"}}]\n" +
+			"users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+		gcp: `{"type":"service_account","client_email":"nhi@p.iam.gserviceaccount.com","private_key_id":"k","private_key":"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n","token_uri":"https://oauth2.googleapis.com/token"}`,
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "respond.yaml")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NHI_VAULT_TOKEN", "v")
+	t.Setenv("NHI_SOAR_KEY", "k")
+	if _, err := loadConfig(path); err != nil {
+		t.Fatal(err)
+	}
+	// A rule naming a provider that is not configured, and a bad mode, are
+	// listed with everything else.
+	bad := bytes.Replace(raw, []byte("provider: gcp_iam}"), []byte("provider: gcp}"), 1)
+	bad = bytes.Replace(bad, []byte("mode: shadow"), []byte("mode: yolo"), 1)
+	if err := os.WriteFile(path, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = loadConfig(path)
+	for _, w := range []string{`respond.rules[4].actions[0].provider: no provider named "gcp"`, `respond.rules[1].mode: want dry-run`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, err)
+		}
+	}
+}
