@@ -155,7 +155,9 @@ func (r *Responder) Deliver(ctx context.Context, findings []schemas.Finding) err
 	}
 	seen := map[string]bool{}
 	for _, k := range known {
-		seen[k.ID] = true
+		// A dry run or a shadow plan did nothing: once the mode allows
+		// acting, the same finding plans for real (same id, new version).
+		seen[k.ID] = k.Status != StatusDryRun && k.Status != StatusShadow
 	}
 	fresh := planned[:0]
 	for _, rec := range planned {

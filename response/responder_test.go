@@ -168,6 +168,16 @@ func TestDryRunCallsNothing(t *testing.T) {
 	if rec.Status != response.StatusDryRun || !strings.Contains(rec.Decision, "would isolate_workload via mesh") {
 		t.Fatalf("got %s: %s", rec.Status, rec.Decision)
 	}
+	// Switched to enforce, the same finding plans for real under the same
+	// id: a dry run did nothing to be idempotent about.
+	fx.opts.Policy = policy(response.ModeEnforce)
+	fx.restart(t)
+	if err := fx.r.Deliver(context.Background(), []schemas.Finding{finding("f1", pay)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.one(t, pay, response.ActionIsolate); got.ID != rec.ID || got.Status != response.StatusSucceeded {
+		t.Fatalf("after switching to enforce: %s %s", got.ID, got.Status)
+	}
 }
 
 // TestEnforceIsolatesThenRevokesOnApprovalAndUndoes is the whole life of a

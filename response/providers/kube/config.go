@@ -63,9 +63,7 @@ func (c Config) Validate(field string) []error {
 		errs = append(errs, fmt.Errorf("%s.%s: %s", field, name, fmt.Sprintf(format, args...)))
 	}
 	c = c.withDefaults()
-	if c.Context != "" && c.Kubeconfig == "" {
-		bad("context", "needs kubeconfig (the in-cluster config has no contexts)")
-	}
+	errs = append(errs, ValidateAccess(field, c.Kubeconfig, c.Context, c.Timeout)...)
 	if msgs := validation.IsQualifiedName(c.QuarantineLabel); len(msgs) > 0 {
 		bad("quarantine_label", "%q is not a label key: %s", c.QuarantineLabel, strings.Join(msgs, "; "))
 	}
@@ -81,8 +79,18 @@ func (c Config) Validate(field string) []error {
 			bad(fmt.Sprintf("namespaces[%d]", i), "%q is listed twice", ns)
 		}
 	}
-	if c.Timeout < 0 {
-		bad("timeout", "must not be negative")
+	return errs
+}
+
+// ValidateAccess checks the settings every provider that talks to the API
+// server has: kubeconfig, context and timeout under field.
+func ValidateAccess(field, kubeconfig, kubeContext string, timeout time.Duration) []error {
+	var errs []error
+	if kubeContext != "" && kubeconfig == "" {
+		errs = append(errs, fmt.Errorf("%s.context: needs kubeconfig (the in-cluster config has no contexts)", field))
+	}
+	if timeout < 0 {
+		errs = append(errs, fmt.Errorf("%s.timeout: must not be negative", field))
 	}
 	return errs
 }

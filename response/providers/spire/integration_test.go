@@ -125,6 +125,9 @@ func TestRealBanAgent(t *testing.T) {
 	case <-time.After(svidTimeout):
 		t.Fatalf("banned agent still running after %s; log:\n%s", svidTimeout, node.Log())
 	}
+	if log := node.Log(); !strings.Contains(log, "Agent is banned") {
+		t.Fatalf("agent exited, but not for the ban; log:\n%s", log)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if ids, err := node.FetchX509(ctx); err == nil {

@@ -292,7 +292,11 @@ func (p *provider) restoreEntries(ctx context.Context, undo map[string]string) (
 		case codes.AlreadyExists:
 			present++
 		default:
-			errs = append(errs, classify(fmt.Sprintf("recreate entry %s", req.GetEntries()[i].GetId()), status.Error(code, r.GetStatus().GetMessage())))
+			var id string // results come in the request's order
+			if i < len(req.GetEntries()) {
+				id = req.GetEntries()[i].GetId()
+			}
+			errs = append(errs, classify(fmt.Sprintf("recreate entry %q", id), status.Error(code, r.GetStatus().GetMessage())))
 		}
 	}
 	if err := joinClassified(errs); err != nil {

@@ -109,7 +109,7 @@ func (s *Server) start() error {
   socket_path = %q
   trust_domain = %q
   data_dir = %q
-  log_level = "DEBUG"
+  log_level = "INFO"
   ca_ttl = "24h"
   default_x509_svid_ttl = "1h"
 }
@@ -227,7 +227,7 @@ func (s *Server) startAgent() (*Agent, error) {
 	// No admin socket: it may not share the Workload API socket's folder.
 	conf := fmt.Sprintf(`agent {
   data_dir = %q
-  log_level = "DEBUG"
+  log_level = "INFO"
   server_address = "127.0.0.1"
   server_port = "%d"
   socket_path = %q
