@@ -17,7 +17,7 @@ set -euo pipefail
 
 version=v1.13.3
 out=${NHI_SPIRE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nhisentry/peers/spire-$version}
-lock=${NHI_PEER_BUILD_LOCK:-${TMPDIR:-/tmp}/nhisentry-peer-build.lock}
+lock=/tmp/nhisentry-peer-build.lock
 
 built() {
 	[ -x "$out/spire-server" ] && [ -x "$out/spire-agent" ]
@@ -44,9 +44,8 @@ cp -r "$src" "$work/src"
 chmod -R u+w "$work/src"
 
 echo "spire: building spire-server and spire-agent (waits for $lock)" >&2
-start=$(date +%s)
-(cd "$work/src" && flock "$lock" go build -o "$bin/" ./cmd/spire-server ./cmd/spire-agent)
+(cd "$work/src" && flock "$lock" bash -c 'start=$SECONDS && go build -o "$1" ./cmd/spire-server ./cmd/spire-agent &&
+	echo "spire: built in $((SECONDS - start))s" >&2' build "$bin/")
 # Moved in only when both are complete, so a killed build never looks done.
 mv "$bin/spire-server" "$bin/spire-agent" "$out/"
-echo "spire: built in $(($(date +%s) - start))s" >&2
 echo "$out"
