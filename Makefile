@@ -21,8 +21,10 @@ test: clickhouse peers vet fmt-check tidy-check modern-clickhouse ## vet, gofmt,
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
-peers: ## install the Debian peers the integration tests run (rsyslog, Prometheus)
+peers: ## install or build the peers the integration tests run: rsyslog, Prometheus, etcd (Debian); SPIRE and kube-apiserver (built once, cached)
 	deploy/local/peers.sh install
+	deploy/local/kube-apiserver.sh >/dev/null
+	deploy/local/spire.sh >/dev/null
 
 build: ## build bin/nhisentry
 	$(GO) build -o $(BIN) ./cmd/nhisentry
