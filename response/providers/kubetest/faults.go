@@ -42,13 +42,15 @@ type FaultCase struct {
 // FaultCases are the failures every provider on the API server must
 // class alike: throttling, server errors and a reply later than timeout
 // are retryable; Forbidden and Invalid are permanent. The JSON replies
-// carry Retry-After, which client-go would otherwise obey by retrying.
+// carry Retry-After, which client-go obeys by retrying unless told not to;
+// its value 0 has that retry come at once, inside any timeout, so a hidden
+// retry shows as a second request.
 func FaultCases(timeout time.Duration) []FaultCase {
 	status := func(code int, reason string) providertest.Fault {
 		return providertest.Fault{
 			Status: code,
 			Body:   fmt.Sprintf(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"injected","reason":%q,"code":%d}`, reason, code),
-			Header: map[string]string{"Content-Type": "application/json", "Retry-After": "1"},
+			Header: map[string]string{"Content-Type": "application/json", "Retry-After": "0"},
 		}
 	}
 	return []FaultCase{
