@@ -83,12 +83,17 @@ func Get(t testing.TB) *Cluster {
 	t.Helper()
 	shared.once.Do(func() { shared.cluster, shared.err = start() })
 	if shared.err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("kubetest: %v", shared.err)
-		}
-		t.Skipf("kubetest: %v (run deploy/local/kube-apiserver.sh)", shared.err)
+		unavailable(t, shared.err)
 	}
 	return shared.cluster
+}
+
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("kubetest: %v", err)
+	}
+	t.Skipf("kubetest: %v (run deploy/local/kube-apiserver.sh)", err)
 }
 
 // APIServerPath is where the kube-apiserver binary is looked for.
@@ -128,13 +133,22 @@ func executable(path string) error {
 	return nil
 }
 
-func start() (*Cluster, error) {
-	apiserver, etcd := APIServerPath(), EtcdPath()
+// binaries returns the paths of the servers, or why one is missing.
+func binaries() (apiserver, etcd string, err error) {
+	apiserver, etcd = APIServerPath(), EtcdPath()
 	if err := executable(apiserver); err != nil {
-		return nil, fmt.Errorf("kube-apiserver (NHI_KUBE_APISERVER): %w", err)
+		return "", "", fmt.Errorf("kube-apiserver (NHI_KUBE_APISERVER): %w", err)
 	}
 	if err := executable(etcd); err != nil {
-		return nil, fmt.Errorf("etcd (NHI_ETCD): %w", err)
+		return "", "", fmt.Errorf("etcd (NHI_ETCD): %w", err)
+	}
+	return apiserver, etcd, nil
+}
+
+func start() (*Cluster, error) {
+	apiserver, etcd, err := binaries()
+	if err != nil {
+		return nil, err
 	}
 	// Not t.TempDir: the control plane outlives the test that starts it.
 	dir, err := os.MkdirTemp("", "kubetest-")
