@@ -77,6 +77,14 @@ func TestDecodeK8sAudit(t *testing.T) {
 			}},
 		},
 		{
+			name: "a legacy token names its Secret", file: "k8s-variants.ndjson", line: 8,
+			want: []want{{
+				id: "k8s:5e4d3c2b-1a0f-4e9d-8c7b-6a5948372615/ResponseComplete", identity: "k8s:sa/default/payments/legacy-batch", kind: "service_account",
+				cred: "legacy-batch-token", ip: "203.0.113.77", ua: "curl/8.5.0", action: "k8s:get:secrets", resource: "payments/secrets/db-password",
+				cluster: "default", provider: "kubernetes", result: "success", status: 200, time: "2024-06-10T10:05:00Z", durationMS: 3,
+			}},
+		},
+		{
 			name: "kubelet TokenRequest from EKS with the issued credential id", file: eksPanther, line: 17,
 			want: []want{{
 				id: "k8s:e5ca89e7-8686-4b7c-b666-f8b863b6f21c/ResponseComplete", identity: "k8s:node/default/ip-192-168-3-178.us-west-2.compute.internal", kind: "unknown",
