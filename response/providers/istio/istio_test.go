@@ -292,7 +292,7 @@ func TestMissingRootNamespace(t *testing.T) {
 // holds, and the request then succeeds.
 func TestFaults(t *testing.T) {
 	c := mesh(t)
-	faults, rc := c.FaultProxy(t)
+	faults, rc := kubetest.FaultProxy(t, c)
 	const timeout = time.Second
 	p, err := newForConfig(Config{Timeout: timeout}, rc)
 	if err != nil {

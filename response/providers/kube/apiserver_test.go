@@ -301,7 +301,7 @@ func TestFaults(t *testing.T) {
 	f := newFixture(t, c)
 	f.serviceAccount("web")
 	f.pod("web-1", "web")
-	faults, rc := c.FaultProxy(t)
+	faults, rc := kubetest.FaultProxy(t, c)
 	const timeout = time.Second
 	p := newProvider(t, Config{Timeout: timeout}, rc)
 	for _, tt := range kubetest.FaultCases(timeout) {

@@ -13,10 +13,10 @@ import (
 	"github.com/nhisentry/nhisentry/response/providers/providertest"
 )
 
-// FaultProxy starts a proxy to the apiserver that authenticates as admin
+// FaultProxy starts a proxy to c's apiserver that authenticates as admin
 // and answers with the faults injected into the returned Faults first. The
 // returned config reaches the proxy over plain HTTP with no credentials.
-func (c *Cluster) FaultProxy(t testing.TB) (*providertest.Faults, *rest.Config) {
+func FaultProxy(t testing.TB, c *Cluster) (*providertest.Faults, *rest.Config) {
 	t.Helper()
 	upstream, err := url.Parse(c.Admin.Host)
 	if err != nil {

@@ -1,66 +1,22 @@
-// Package kubetest runs a real Kubernetes control plane for tests: etcd and
-// kube-apiserver on free loopback ports, with static token users and RBAC.
-// There is no controller-manager, scheduler or kubelet: pods stay Pending,
-// token Secrets are not filled, NetworkPolicies are stored but not enforced.
-//
-// One control plane serves a whole test binary: call Main from TestMain and
-// Get from each test that needs it. Binaries:
-//
-//	NHI_KUBE_APISERVER  kube-apiserver (default: the one deploy/local/kube-apiserver.sh
-//	                    builds, ${XDG_CACHE_HOME:-$HOME/.cache}/nhisentry/peers/kube-apiserver-v1.37.2/kube-apiserver)
-//	NHI_ETCD            etcd (default: etcd on PATH, else /usr/bin/etcd)
-//
-// When one is missing or the control plane does not start, tests are
-// skipped, or fail when CI=true.
+// Package kubetest gives tests a real Kubernetes control plane
+// (controlplane): one per test binary. Call Main from TestMain and Get from
+// each test that needs it. When a binary is missing or the control plane
+// does not start, tests are skipped, or fail when CI=true.
 package kubetest
 
 import (
-	"bytes"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
-	"k8s.io/client-go/rest"
-)
-
-// APIServerVersion is the kube-apiserver version the tests are written for.
-const APIServerVersion = "v1.37.2"
-
-// UnprivilegedUser is the name of the user with no RBAC bindings.
-const UnprivilegedUser = "nhi-nobody"
-
-const (
-	readyTimeout = 60 * time.Second
-	stopTimeout  = 10 * time.Second
+	"github.com/nhisentry/nhisentry/response/providers/kube/controlplane"
 )
 
 // Cluster is a running control plane.
-type Cluster struct {
-	// Admin authenticates as a member of system:masters.
-	Admin *rest.Config
-	// Unprivileged authenticates as UnprivilegedUser, who may do nothing
-	// beyond discovery.
-	Unprivileged *rest.Config
+type Cluster = controlplane.Cluster
 
-	dir   string
-	procs []*exec.Cmd
-}
+// UnprivilegedUser is the name of the user with no RBAC bindings.
+const UnprivilegedUser = controlplane.UnprivilegedUser
 
 var shared struct {
 	once    sync.Once
@@ -72,7 +28,7 @@ var shared struct {
 func Main(m *testing.M) int {
 	code := m.Run()
 	if c := shared.cluster; c != nil {
-		c.stop()
+		c.Stop()
 	}
 	return code
 }
@@ -81,7 +37,7 @@ func Main(m *testing.M) int {
 // skips t (fails it under CI=true) when the control plane cannot run.
 func Get(t testing.TB) *Cluster {
 	t.Helper()
-	shared.once.Do(func() { shared.cluster, shared.err = start() })
+	shared.once.Do(func() { shared.cluster, shared.err = controlplane.Start() })
 	if shared.err != nil {
 		unavailable(t, shared.err)
 	}
@@ -94,265 +50,4 @@ func unavailable(t testing.TB, err error) {
 		t.Fatalf("kubetest: %v", err)
 	}
 	t.Skipf("kubetest: %v (run deploy/local/kube-apiserver.sh)", err)
-}
-
-// APIServerPath is where the kube-apiserver binary is looked for.
-func APIServerPath() string {
-	if p := os.Getenv("NHI_KUBE_APISERVER"); p != "" {
-		return p
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(cache, "nhisentry", "peers", "kube-apiserver-"+APIServerVersion, "kube-apiserver")
-}
-
-// EtcdPath is where the etcd binary is looked for.
-func EtcdPath() string {
-	if p := os.Getenv("NHI_ETCD"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("etcd"); err == nil {
-		return p
-	}
-	return "/usr/bin/etcd"
-}
-
-func executable(path string) error {
-	if path == "" {
-		return errors.New("no path")
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if st.IsDir() || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", path)
-	}
-	return nil
-}
-
-// binaries returns the paths of the servers, or why one is missing.
-func binaries() (apiserver, etcd string, err error) {
-	apiserver, etcd = APIServerPath(), EtcdPath()
-	if err := executable(apiserver); err != nil {
-		return "", "", fmt.Errorf("kube-apiserver (NHI_KUBE_APISERVER): %w", err)
-	}
-	if err := executable(etcd); err != nil {
-		return "", "", fmt.Errorf("etcd (NHI_ETCD): %w", err)
-	}
-	return apiserver, etcd, nil
-}
-
-func start() (*Cluster, error) {
-	apiserver, etcd, err := binaries()
-	if err != nil {
-		return nil, err
-	}
-	// Not t.TempDir: the control plane outlives the test that starts it.
-	dir, err := os.MkdirTemp("", "kubetest-")
-	if err != nil {
-		return nil, err
-	}
-	c := &Cluster{dir: dir}
-	if err := c.run(apiserver, etcd); err != nil {
-		c.stop()
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *Cluster) run(apiserver, etcd string) error {
-	ports, err := freePorts(3)
-	if err != nil {
-		return err
-	}
-	clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	if err := c.spawn("etcd", etcd,
-		"--name=kubetest",
-		"--data-dir="+filepath.Join(c.dir, "etcd"),
-		"--listen-client-urls="+clientURL, "--advertise-client-urls="+clientURL,
-		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=kubetest="+peerURL,
-		"--unsafe-no-fsync",
-	); err != nil {
-		return err
-	}
-
-	admin, nobody := randomToken(), randomToken()
-	tokens := filepath.Join(c.dir, "tokens.csv")
-	content := fmt.Sprintf("%s,admin,uid-admin,\"system:masters\"\n%s,%s,uid-nobody\n", admin, nobody, UnprivilegedUser)
-	if err := os.WriteFile(tokens, []byte(content), 0o600); err != nil {
-		return err
-	}
-	saKey := filepath.Join(c.dir, "sa.key")
-	if err := writeSigningKey(saKey); err != nil {
-		return err
-	}
-	certDir := filepath.Join(c.dir, "certs")
-	host := "https://127.0.0.1:" + strconv.Itoa(ports[2])
-	if err := c.spawn("kube-apiserver", apiserver,
-		"--etcd-servers="+clientURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		// A loopback advertise address is refused by the endpoint reconciler.
-		"--endpoint-reconciler-type=none",
-		"--secure-port="+strconv.Itoa(ports[2]),
-		"--cert-dir="+certDir,
-		"--token-auth-file="+tokens,
-		"--authorization-mode=RBAC",
-		"--service-account-issuer="+host,
-		"--service-account-key-file="+saKey,
-		"--service-account-signing-key-file="+saKey,
-		"--service-cluster-ip-range=10.0.0.0/24",
-		// No controller-manager fills in default service accounts.
-		"--disable-admission-plugins=ServiceAccount",
-	); err != nil {
-		return err
-	}
-	// The serving certificate and its CA are generated into certDir on start.
-	tls := rest.TLSClientConfig{CAFile: filepath.Join(certDir, "apiserver.crt")}
-	c.Admin = &rest.Config{Host: host, BearerToken: admin, TLSClientConfig: tls}
-	c.Unprivileged = &rest.Config{Host: host, BearerToken: nobody, TLSClientConfig: tls}
-	return c.waitReady()
-}
-
-func (c *Cluster) waitReady() error {
-	deadline := time.Now().Add(readyTimeout)
-	var last error
-	for time.Now().Before(deadline) {
-		if err := c.exited(); err != nil {
-			return err
-		}
-		if last = c.ready(); last == nil {
-			return nil
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("kube-apiserver not ready in %s: %v; %s", readyTimeout, last, c.logTails())
-}
-
-func (c *Cluster) ready() error {
-	// The CA file appears only once the apiserver has made its certificate.
-	if _, err := os.Stat(c.Admin.TLSClientConfig.CAFile); err != nil {
-		return err
-	}
-	hc, err := rest.HTTPClientFor(c.Admin)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Admin.Host+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/readyz: %s", resp.Status)
-	}
-	return nil
-}
-
-// spawn starts a server in its own process group, so stop can end it with
-// anything it forks, logging to <dir>/<name>.log.
-func (c *Cluster) spawn(name, path string, args ...string) error {
-	log, err := os.Create(filepath.Join(c.dir, name+".log"))
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	cmd := exec.Command(path, args...)
-	cmd.Dir = c.dir
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	c.procs = append(c.procs, cmd)
-	go func() { _ = cmd.Wait() }()
-	return nil
-}
-
-// exited reports a server that stopped on its own.
-func (c *Cluster) exited() error {
-	for _, p := range c.procs {
-		if err := p.Process.Signal(syscall.Signal(0)); err != nil {
-			return fmt.Errorf("%s exited early; %s", filepath.Base(p.Path), c.logTails())
-		}
-	}
-	return nil
-}
-
-func (c *Cluster) logTails() string {
-	var b bytes.Buffer
-	for _, name := range []string{"etcd", "kube-apiserver"} {
-		data, _ := os.ReadFile(filepath.Join(c.dir, name+".log"))
-		if len(data) > 2000 {
-			data = data[len(data)-2000:]
-		}
-		fmt.Fprintf(&b, "\n--- %s log tail ---\n%s", name, data)
-	}
-	return b.String()
-}
-
-// stop ends the servers, the apiserver first, and removes their files.
-func (c *Cluster) stop() {
-	for i := len(c.procs) - 1; i >= 0; i-- {
-		stopGroup(c.procs[i].Process.Pid)
-	}
-	c.procs = nil
-	_ = os.RemoveAll(c.dir)
-}
-
-// stopGroup sends SIGTERM to the process group pid leads, then SIGKILL
-// when it is still there after stopTimeout.
-func stopGroup(pid int) {
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	deadline := time.Now().Add(stopTimeout)
-	for time.Now().Before(deadline) {
-		if syscall.Kill(-pid, 0) != nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-func randomToken() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// writeSigningKey writes a new P-256 key for service-account tokens; the
-// apiserver reads both the private and the public half from it.
-func writeSigningKey(path string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
 }
