@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // APIServerVersion is the kube-apiserver version deploy/local/kube-apiserver.sh builds.
@@ -316,4 +318,16 @@ func writeSigningKey(path string) error {
 		return err
 	}
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// Kubeconfig writes a kubeconfig file for the admin user to path, so a
+// client configures itself the way it would for a real cluster.
+func (c *Cluster) Kubeconfig(path string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["nhisentry"] = &clientcmdapi.Cluster{Server: c.Admin.Host,
+		CertificateAuthority: c.Admin.TLSClientConfig.CAFile, CertificateAuthorityData: c.Admin.TLSClientConfig.CAData}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: c.Admin.BearerToken}
+	cfg.Contexts["nhisentry"] = &clientcmdapi.Context{Cluster: "nhisentry", AuthInfo: "admin"}
+	cfg.CurrentContext = "nhisentry"
+	return clientcmd.WriteToFile(*cfg, path)
 }

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 func TestMissingBinaries(t *testing.T) {
@@ -65,6 +66,18 @@ func TestStartStop(t *testing.T) {
 		if tt.forbidden != apierrors.IsForbidden(err) || (!tt.forbidden && err != nil) {
 			t.Errorf("%s lists namespaces: %v", tt.name, err)
 		}
+	}
+	// The kubeconfig it writes works as a real cluster's would.
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := c.Kubeconfig(path); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := corev1client.NewForConfigOrDie(rc).Namespaces().List(t.Context(), metav1.ListOptions{}); err != nil {
+		t.Errorf("through the kubeconfig: %v", err)
 	}
 	var pids []int
 	for _, p := range c.procs {
