@@ -14,7 +14,8 @@ FUZZTIME ?= 20000x
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-demo: clickhouse build ## run the whole pipeline on this machine and print the findings
+demo: clickhouse build ## run the whole pipeline on this machine, print the findings, respond to one in a local kube-apiserver
+	deploy/local/kube-apiserver.sh >/dev/null
 	$(BIN) demo
 
 test: clickhouse peers vet fmt-check tidy-check modern-clickhouse ## vet, gofmt, all tests with -race (integration ones on the real servers), SQL on current ClickHouse, short fuzzing

@@ -59,7 +59,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	sort.Strings(inputs)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, inputs...),
-		kfake.SeedTopics(1, "nhi.findings", "nhi.deadletter"))
+		kfake.SeedTopics(1, "nhi.findings", "nhi.deadletter", "nhi.responses"))
 	if err != nil {
 		return fmt.Errorf("start in-process broker: %w", err)
 	}
@@ -144,9 +144,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		reasons: reasons, findings: findings, labels: labels, elapsed: elapsed, database: *db,
 	})
 	if len(labels) > 0 {
-		return printDemoBaseline(ctx, stdout, svc.store, labels[0].Identity, *db)
+		if err := printDemoBaseline(ctx, stdout, svc.store, labels[0].Identity, *db); err != nil {
+			return err
+		}
 	}
-	return nil
+	return demoRespond(ctx, stdout, cfg, svc.store, findings, labels, log)
 }
 
 // printDemoBaseline shows what the baseline of the first attacked identity
