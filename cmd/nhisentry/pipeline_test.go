@@ -107,7 +107,7 @@ func startBroker(t *testing.T) []string {
 		inputs = append(inputs, topic)
 	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, inputs...), kfake.SeedTopics(2, "nhi.findings.ref", "nhi.findings.disturbed", "nhi.dlq.ref", "nhi.dlq.disturbed",
-		"nhi.findings.http", "nhi.dlq.http", "nhi.findings.binary", "nhi.dlq.binary", "nhi.findings.outputs", "nhi.dlq.outputs"))
+		"nhi.findings.http", "nhi.dlq.http", "nhi.findings.binary", "nhi.dlq.binary", "nhi.findings.outputs", "nhi.dlq.outputs", "nhi.findings.respond", "nhi.dlq.respond", "nhi.responses"))
 	if err != nil {
 		t.Fatal(err)
 	}
