@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nhisentry/nhisentry/internal/peer"
 )
 
 // moto is the moto_server that TestMain starts for the package's state
@@ -71,8 +73,9 @@ func startMoto() (stop func()) {
 	}
 	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group, so one signal reaches the child too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so one signal reaches the child too, and the
+	// kernel kills it if the test binary dies.
+	cmd.SysProcAttr = peer.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		moto.err = fmt.Errorf("start %s: %w", path, err)
 		return noop

@@ -21,7 +21,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,6 +32,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/nhisentry/nhisentry/internal/peer"
 )
 
 // APIServerVersion is the kube-apiserver version deploy/local/kube-apiserver.sh builds.
@@ -126,7 +127,7 @@ func Start() (*Cluster, error) {
 }
 
 func (c *Cluster) run(apiserver, etcd string) error {
-	ports, err := freePorts(3)
+	ports, err := peer.FreePorts(3)
 	if err != nil {
 		return err
 	}
@@ -232,7 +233,7 @@ func (c *Cluster) spawn(name, path string, args ...string) error {
 	cmd := exec.Command(path, args...)
 	cmd.Dir = c.dir
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = peer.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
@@ -267,37 +268,10 @@ func (c *Cluster) logTails() string {
 // Stop kills both servers and removes their files.
 func (c *Cluster) Stop() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		stopGroup(c.procs[i].Process.Pid)
+		peer.StopGroup(c.procs[i].Process.Pid, stopTimeout)
 	}
 	c.procs = nil
 	_ = os.RemoveAll(c.dir)
-}
-
-// stopGroup sends SIGTERM to the process group pid leads, then SIGKILL
-// when it is still there after stopTimeout.
-func stopGroup(pid int) {
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	deadline := time.Now().Add(stopTimeout)
-	for time.Now().Before(deadline) {
-		if syscall.Kill(-pid, 0) != nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func randomToken() string {

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,6 +31,8 @@ import (
 	"github.com/spiffe/spire-api-sdk/proto/spire/api/types"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/nhisentry/nhisentry/internal/peer"
 )
 
 // Version is the SPIRE release the tests run against.
@@ -96,7 +97,7 @@ func StartServer(binDir string) (*Server, error) {
 }
 
 func (s *Server) start() error {
-	ports, err := freePorts(2)
+	ports, err := peer.FreePorts(2)
 	if err != nil {
 		return err
 	}
@@ -313,7 +314,7 @@ func startProcess(logPath, bin string, args ...string) (*process, error) {
 	defer logFile.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = peer.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
@@ -382,22 +383,6 @@ func httpOK(url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-// freePorts asks the kernel for n free loopback ports. Another process
-// could take one before the server binds it; on this scale that is rare
-// and shows as a clear start failure.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 var shared struct {
