@@ -126,26 +126,7 @@ func TestOutputsDeliverEveryStoredFinding(t *testing.T) {
 	if errs := cfg.validate(); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	svc := newTestService(t, cfg)
-	defer svc.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	consumed := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		var once sync.Once
-		_, err := svc.run(ctx, func(s ingest.Stats) {
-			if s.Records >= total {
-				once.Do(func() { close(consumed) })
-			}
-		})
-		done <- err
-	}()
-	select {
-	case <-consumed:
-	case err := <-done:
-		t.Fatalf("run ended early: %v", err)
-	}
+	bg := runInBackground(t, cfg, total)
 	stored := findingIDs(t, openStore(t, cfg))
 	if len(stored) == 0 {
 		t.Fatal("no findings stored")
@@ -164,8 +145,49 @@ func TestOutputsDeliverEveryStoredFinding(t *testing.T) {
 	}
 	mu.Unlock()
 	t.Logf("%d findings stored, each delivered to the webhook (after 3 refused requests) and to syslog", len(stored))
-	cancel()
-	if err := <-done; err != nil {
+	bg.stop(t)
+}
+
+// background is a service running in a goroutine.
+type background struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// runInBackground starts a service on cfg and returns once it has
+// consumed total records; stop ends it and checks it ended cleanly.
+func runInBackground(t *testing.T, cfg Config, total uint64) *background {
+	t.Helper()
+	svc := newTestService(t, cfg)
+	t.Cleanup(svc.close)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	bg := &background{ctx: ctx, cancel: cancel, done: make(chan error, 1)}
+	consumed := make(chan struct{})
+	go func() {
+		var once sync.Once
+		_, err := svc.run(ctx, func(s ingest.Stats) {
+			if s.Records >= total {
+				once.Do(func() { close(consumed) })
+			}
+		})
+		bg.done <- err
+	}()
+	select {
+	case <-consumed:
+	case err := <-bg.done:
+		t.Fatalf("run ended early: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the service did not consume its input in time")
+	}
+	return bg
+}
+
+func (bg *background) stop(t *testing.T) {
+	t.Helper()
+	bg.cancel()
+	if err := <-bg.done; err != nil {
 		t.Fatal(err)
 	}
 }

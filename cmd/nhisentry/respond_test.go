@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/internal/secure"
 	"github.com/nhisentry/nhisentry/response"
 	"github.com/nhisentry/nhisentry/response/providers/webhook"
@@ -57,28 +55,10 @@ func TestRespondThroughTheService(t *testing.T) {
 	if errs := cfg.validate(); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	svc := newTestService(t, cfg)
-	defer svc.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	consumed := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		var once sync.Once
-		_, err := svc.run(ctx, func(s ingest.Stats) {
-			if s.Records >= total {
-				once.Do(func() { close(consumed) })
-			}
-		})
-		done <- err
-	}()
-	select {
-	case <-consumed: // the outage did not hold the pipeline back
-	case err := <-done:
-		t.Fatalf("run ended early: %v", err)
-	case <-ctx.Done():
-		t.Fatal("the pipeline did not consume its input while the provider was down")
-	}
+	// Returns once everything is consumed: the outage does not hold the
+	// pipeline back.
+	bg := runInBackground(t, cfg, total)
+	ctx := bg.ctx
 	store := openStore(t, cfg)
 	list := func() []response.Record {
 		recs, err := store.LoadAudit(ctx, response.AuditQuery{})
@@ -133,8 +113,5 @@ func TestRespondThroughTheService(t *testing.T) {
 			t.Fatalf("%d of %d actions succeeded", succeeded, len(recs))
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	bg.stop(t)
 }
