@@ -9,7 +9,7 @@ BIN := bin/nhisentry
 # loaded machine (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: help demo test peers build vet fmt-check tidy-check modern-clickhouse fuzz bench clickhouse clickhouse-stop clean
+.PHONY: help demo test peers build vet fmt-check tidy-check modern-clickhouse fuzz bench quality clickhouse clickhouse-stop clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ fuzz: ## run every decoder fuzz test for FUZZTIME
 
 bench: ## run the micro-benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+quality: ## score nhisentry's findings and a naive "new terms" method against the generator's labeled attacks (QUALITY_FLAGS='--days 7')
+	$(GO) run ./bench/cmd/quality $(QUALITY_FLAGS)
 
 clickhouse: ## install (apt-get) and start the project-local ClickHouse on 127.0.0.1:19000
 	deploy/local/clickhouse.sh start
