@@ -40,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Int64("seed", 1, "generator seed")
 	days := fs.Int("days", 14, "simulated days of telemetry")
 	trainDays := fs.Int("train-days", 4, "first days that only train; findings are scored from then on, for both methods")
-	out := fs.String("out", "", "directory for the telemetry, labels and findings (default: a new temporary directory)")
+	out := fs.String("out", "", "keep the telemetry, labels.ndjson and findings.ndjson in this directory (default: a temporary one, removed at the end)")
 	bin := fs.String("bin", "", "nhisentry binary (default: built from ./cmd/nhisentry into the output directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,10 +55,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if dir, err = os.MkdirTemp("", "nhisentry-quality-"); err != nil {
 			return err
 		}
+		// A 14-day run writes about 350 MB of telemetry.
+		defer os.RemoveAll(dir)
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintln(stderr, "output in", dir)
 	if *bin == "" {
 		*bin = filepath.Join(dir, "nhisentry")
 		if err := command(stderr, nil, "go", "build", "-o", *bin, "./cmd/nhisentry"); err != nil {
