@@ -24,6 +24,8 @@ const (
 	stolenUserAgent = "aws-cli/1.22.34 Python/3.9.11 Linux/5.15.0-kali3-amd64 botocore/1.24.46"
 )
 
+const attacksStream = 0x61747461636b730a // "attacks"
+
 // window places an attack: its start and the span its events spread over.
 func (g *generator) window(off, length time.Duration) (int64, int64) {
 	d := g.cfg.Duration
@@ -95,11 +97,19 @@ func (g *generator) label(scenario, identity string, evs []event, detail string)
 	return Label{Scenario: scenario, Identity: identity, Start: time.Unix(0, lo).UTC(), End: time.Unix(0, hi).UTC(), Detail: detail}
 }
 
-// attacks builds the events and labels of the four scenarios.
+// attacks builds the events and labels of the four original scenarios, or
+// of those of them the configuration selects. All four are always drawn, so
+// each one's records do not depend on which others are selected.
 func (g *generator) attacks() ([]event, []Label) {
-	r := rand.New(rand.NewPCG(uint64(g.cfg.Seed), 0x61747461636b730a)) // "attacks"
+	r := rand.New(rand.NewPCG(uint64(g.cfg.Seed), attacksStream))
 	var all []event
 	var labels []Label
+	add := func(evs []event, l Label) {
+		if g.cfg.injects(l.Scenario) {
+			all = append(all, evs...)
+			labels = append(labels, l)
+		}
+	}
 	stolen, probing := g.attackRoles(r)
 
 	// 1. A role's session credential used from an outside network.
@@ -116,11 +126,12 @@ func (g *generator) attacks() ([]event, []Label) {
 		}
 		lo := max(g.sessionStart(ro, k), s-int64(50*time.Minute), g.start)
 		hi := min(g.sessionStart(ro, k)+ro.period, s-int64(time.Minute))
+		var before []event
 		if hi > lo {
 			for range 2 {
 				ev := g.newEvent(kCloudTrail, lo+r.Int64N(hi-lo), r)
 				ev.id, ev.a, ev.b, ev.c = int32(stolen), int32(ro.acts[pickCum(r, ro.cum)]), int32(stolen), k
-				all = append(all, ev)
+				before = append(before, ev)
 			}
 		}
 		g.stolenIP = fmt.Sprintf("203.0.113.%d", 10+r.IntN(240))
@@ -144,10 +155,9 @@ func (g *generator) attacks() ([]event, []Label) {
 			}
 			evs = append(evs, ev)
 		}
-		labels = append(labels, g.label(ScenarioStolenCredential, ro.id, evs, fmt.Sprintf(
+		add(append(before, evs...), g.label(ScenarioStolenCredential, ro.id, evs, fmt.Sprintf(
 			"session credential %s of role %s used from %s (user agent %q): %d calls incl. s3:ListBuckets, iam:ListUsers, secretsmanager:GetSecretValue the role never uses",
 			g.accessKeyID(ro, k), ro.name, g.stolenIP, g.stolenUA, len(evs))))
-		all = append(all, evs...)
 	}
 
 	// 2. A role enumerating permissions: a burst of mostly denied calls.
@@ -181,10 +191,9 @@ func (g *generator) attacks() ([]event, []Label) {
 			}
 			evs = append(evs, ev)
 		}
-		labels = append(labels, g.label(ScenarioPrivilegeProbing, ro.id, evs, fmt.Sprintf(
+		add(evs, g.label(ScenarioPrivilegeProbing, ro.id, evs, fmt.Sprintf(
 			"role %s made %d calls across %d distinct IAM/EC2/S3/secrets actions in %s from its usual network, %d denied",
 			ro.name, len(evs), len(probe), time.Duration(span), denied)))
-		all = append(all, evs...)
 	}
 
 	// 3. A workload reaching many peers it never called.
@@ -242,10 +251,9 @@ func (g *generator) attacks() ([]event, []Label) {
 		for _, j := range fresh {
 			names = append(names, g.pop.workloads[j].ns+"/"+g.pop.workloads[j].sa)
 		}
-		labels = append(labels, g.label(ScenarioLateralMovement, w.spiffe, evs, fmt.Sprintf(
+		add(evs, g.label(ScenarioLateralMovement, w.spiffe, evs, fmt.Sprintf(
 			"workload %s/%s called %d peers it never called before (%s): %d requests, %d RBAC-denied at %d peers",
 			w.ns, w.sa, len(fresh), strings.Join(names, ", "), len(evs), deniedCalls, deniedPeers)))
-		all = append(all, evs...)
 	}
 
 	// 4. An API key pulling ~25× its usual hourly volume of large pages.
@@ -287,10 +295,9 @@ func (g *generator) attacks() ([]event, []Label) {
 				ev.id, ev.a, ev.b, ev.mode = int32(ki), int32(use), int32(i+1), 1
 				evs = append(evs, ev)
 			}
-			labels = append(labels, g.label(ScenarioAPIKeySpike, k.id, evs, fmt.Sprintf(
+			add(evs, g.label(ScenarioAPIKeySpike, k.id, evs, fmt.Sprintf(
 				"API key of consumer %s made %d requests in one hour (usual %.1f/h) for %s pages of 250 KB–2 MB",
 				k.username, n, usual, g.pop.kroutes[k.uses[use].route].path)))
-			all = append(all, evs...)
 		}
 	}
 	return all, labels

@@ -19,6 +19,21 @@
 // networks and user agents, and rare normal failures, so that detectors meet
 // both a learnable baseline and the noise a real one has.
 //
+// Scenarios. Config.Attacks injects the original four (Scenarios): a
+// stolen session credential used from a new network, privilege probing,
+// lateral movement through new peers and an API-key volume spike.
+// Config.Scenarios selects any of AllScenarios instead, adding a session
+// credential cloned and used from two networks at once, a workload's steady
+// bulk exfiltration, a batch role woken after days of silence, a Vault token
+// used after an operator revoked it, a burst of long-TTL Vault tokens and a
+// CI role changing IAM from outside its pipeline. Those bring a few
+// identities of their own (the CI and batch roles, the Vault job, bot and
+// operator), added only when selected and driven by their own random
+// streams, so a configuration without them gives the same bytes as before
+// they existed. A shadow certificate is not generated: it needs Certificate
+// Transparency and sanctioned-issuer (cert-manager, SPIRE) records, formats
+// the generator does not write yet.
+//
 // Record.Key is the canonical identity id of SPEC §2 that the record names
 // (the caller for mesh logs; k8s:sa/default/<ns>/<name> for Vault clients,
 // "default" being the Vault decoder's default cluster name), so

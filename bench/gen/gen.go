@@ -31,8 +31,27 @@ const (
 	ScenarioAPIKeySpike      = "api_key_volume_spike"
 )
 
-// Scenarios lists every scenario Generate injects when Config.Attacks is set.
+// More scenarios, injected only when Config.Scenarios names them.
+const (
+	ScenarioClonedCredential = "cloned_credential_two_places"
+	ScenarioExfiltration     = "exfiltration"
+	ScenarioDormant          = "dormant_reactivated"
+	ScenarioRevokedToken     = "token_used_after_revocation"
+	ScenarioLongTTLBurst     = "long_ttl_token_issuance_burst"
+	ScenarioCIRoleIAM        = "ci_role_iam_outside_pipeline"
+)
+
+// Scenarios lists the scenarios Generate injects when Config.Attacks is set
+// and Config.Scenarios is nil.
 var Scenarios = []string{ScenarioStolenCredential, ScenarioPrivilegeProbing, ScenarioLateralMovement, ScenarioAPIKeySpike}
+
+// AllScenarios lists every scenario Generate can inject, in the order their
+// labels are returned.
+var AllScenarios = []string{
+	ScenarioStolenCredential, ScenarioPrivilegeProbing, ScenarioLateralMovement, ScenarioAPIKeySpike,
+	ScenarioClonedCredential, ScenarioExfiltration, ScenarioDormant, ScenarioRevokedToken,
+	ScenarioLongTTLBurst, ScenarioCIRoleIAM,
+}
 
 // Defaults used for the zero values of Config.
 const (
@@ -60,7 +79,15 @@ type Config struct {
 	// log-normal around it, so the population mean is about 1.65× this.
 	EventsPerIdentityHour float64
 	Attacks               bool // inject the labeled attack scenarios
-	Malformed             int  // number of malformed records, spread over the run
+	// Scenarios names the scenarios to inject (see AllScenarios). Nil
+	// means Scenarios when Attacks is set and none otherwise, so existing
+	// configurations keep their output byte for byte; a non-nil list is
+	// injected whether or not Attacks is set. The later scenarios add a few
+	// identities of their own (a CI role, a batch role, Vault clients) whose
+	// traffic comes from a separate random stream, so the rest of the run
+	// is the same as without them.
+	Scenarios []string
+	Malformed int // number of malformed records, spread over the run
 }
 
 // Record is one generated message.
@@ -120,10 +147,32 @@ func (c Config) withDefaults() (Config, error) {
 	if c.EventsPerIdentityHour == 0 {
 		c.EventsPerIdentityHour = DefaultEventsPerIdentityHour
 	}
-	if c.Attacks && (c.Workloads < 14 || c.Roles < 2) {
+	for _, s := range c.Scenarios {
+		if !slices.Contains(AllScenarios, s) {
+			return c, fmt.Errorf("gen: unknown scenario %q: valid scenarios are %v", s, AllScenarios)
+		}
+	}
+	if c.injects(ScenarioExfiltration) && c.Workloads < 2 {
+		return c, fmt.Errorf("gen: exfiltration needs at least 2 workloads, have %d", c.Workloads)
+	}
+	if c.injects(Scenarios...) && (c.Workloads < 14 || c.Roles < 2) {
 		return c, fmt.Errorf("gen: attacks need at least 14 workloads and 2 roles, have %d and %d", c.Workloads, c.Roles)
 	}
 	return c, nil
+}
+
+// injects reports whether any of the scenarios is to be injected.
+func (c Config) injects(scenarios ...string) bool {
+	sel := c.Scenarios
+	if sel == nil && c.Attacks {
+		sel = Scenarios
+	}
+	for _, s := range scenarios {
+		if slices.Contains(sel, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Event kinds.
@@ -183,6 +232,8 @@ type generator struct {
 	seq   uint64
 	// attack parameters rendered into records
 	stolenIP, stolenUA string
+	cloneIP, ciIP      string // sources of the cloned credential and the CI role's outside calls
+	revokedIP          string // source of the revoked Vault token's uses
 	// per-Vault-client state
 	vgen   []int32
 	vlogin []int64
@@ -200,7 +251,7 @@ func (g *generator) newEvent(kind uint8, t int64, r *rand.Rand) event {
 }
 
 // Generate emits records in non-decreasing event-time order and returns the
-// labels of the injected attacks (none unless cfg.Attacks). Records fall in
+// labels of the injected attacks (none unless cfg.Attacks or cfg.Scenarios). Records fall in
 // [Start, Start+Duration), except that a Vault response may trail its request
 // past the end by a few milliseconds. Generate stops at the first error emit
 // returns and returns it with the labels.
@@ -216,10 +267,15 @@ func Generate(cfg Config, emit func(Record) error) ([]Label, error) {
 
 	var extra []event
 	var labels []Label
-	if cfg.Attacks {
+	if cfg.injects(Scenarios...) {
 		extra, labels = g.attacks()
 	}
 	extra = append(extra, g.malformed()...)
+	// The later scenarios add identities, so they come after everything
+	// that picks from the base population.
+	more, moreLabels := g.moreAttacks()
+	extra = append(extra, more...)
+	labels = append(labels, moreLabels...)
 	slices.SortFunc(extra, cmpEvent)
 
 	traffic := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x747261666669630a)) // "traffic"
@@ -334,16 +390,23 @@ func (g *generator) hour(r *rand.Rand, evs []event, hs, he int64, times []int64)
 		}
 	}
 	for i := range p.vault {
-		v := &p.vault[i]
-		n := poisson(r, v.rate*frac*g.season(profFlat, mid, v.shift))
-		times = times[:0]
-		for range n {
-			times = append(times, hs+r.Int64N(span))
-		}
-		slices.Sort(times)
-		for _, t := range times {
-			evs = g.vaultEvents(r, evs, i, t)
-		}
+		evs = g.vaultHour(r, evs, i, hs, he, times)
+	}
+	return evs
+}
+
+// vaultHour appends Vault client i's requests in [hs, he), at most an hour.
+func (g *generator) vaultHour(r *rand.Rand, evs []event, i int, hs, he int64, times []int64) []event {
+	v := &g.pop.vault[i]
+	span := he - hs
+	n := poisson(r, v.rate*float64(span)/float64(time.Hour)*g.season(profFlat, hs+span/2, v.shift))
+	times = times[:0]
+	for range n {
+		times = append(times, hs+r.Int64N(span))
+	}
+	slices.Sort(times)
+	for _, t := range times {
+		evs = g.vaultEvents(r, evs, i, t)
 	}
 	return evs
 }
@@ -408,6 +471,7 @@ const (
 	vLogin
 	vRenew
 	vChild
+	vRevokeAccessor // an operator revoking another client's token
 )
 
 func (g *generator) vaultEvents(r *rand.Rand, evs []event, i int, t int64) []event {
@@ -435,9 +499,15 @@ func (g *generator) vaultEvents(r *rand.Rand, evs []event, i int, t int64) []eve
 	if op == vRead && r.Float64() < 0.002 {
 		req.out = outDenied
 	}
+	return g.vaultPair(r, evs, req)
+}
+
+// vaultPair appends req and the response entry Vault writes for it a few
+// milliseconds later.
+func (g *generator) vaultPair(r *rand.Rand, evs []event, req event) []event {
 	resp := req
 	resp.kind = kVaultResp
-	resp.t = t + int64(300*time.Microsecond) + r.Int64N(int64(25*time.Millisecond))
+	resp.t = req.t + int64(300*time.Microsecond) + r.Int64N(int64(25*time.Millisecond))
 	g.seq++
 	resp.seq = g.seq
 	return append(evs, req, resp)

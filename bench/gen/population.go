@@ -23,11 +23,13 @@ const (
 	numProfiles
 )
 
-// Role kinds: a long-running service, or a job that runs hourly or nightly.
+// Role kinds: a long-running service, or a job that runs hourly or nightly;
+// a scripted role's traffic comes from its scenario only.
 const (
 	roleService = iota
 	roleHourly
 	roleNightly
+	roleScripted
 )
 
 var namespaces = []string{
@@ -130,6 +132,11 @@ var actions = []awsAction{
 	{"ssm", "GetParameters", true, false, false, "AccessDeniedException"},
 	{"organizations", "DescribeOrganization", true, false, true, "AccessDeniedException"},
 	{"cloudtrail", "DescribeTrails", true, false, false, "AccessDeniedException"},
+	// A CI pipeline's deploy steps.
+	{"ecr", "GetAuthorizationToken", true, false, false, "AccessDeniedException"},
+	{"ecr", "PutImage", false, false, false, "AccessDeniedException"},
+	{"eks", "DescribeCluster", true, false, false, "AccessDeniedException"},
+	{"cloudformation", "DescribeStacks", true, false, false, "AccessDenied"},
 }
 
 var actionIndex = func() map[string]int {
@@ -219,6 +226,7 @@ type vaultClient struct {
 	hosts                                  []byte
 	paths                                  []string
 	ttl                                    int64 // token ttl, seconds
+	operator                               bool  // a person's OIDC-login entity, not a service account
 	rate                                   float64
 	shift                                  int
 	seed                                   uint64
@@ -486,13 +494,6 @@ func makeRoutes(r *rand.Rand, ns, sa string, grpc bool) []route {
 func (p *population) buildRoles(r *rand.Rand, n int, median float64) {
 	svcSuffixes := []string{"api", "worker", "etl", "ingest", "exporter", "sync", "indexer", "processor"}
 	jobSuffixes := map[int][]string{roleHourly: {"hourly-sync", "hourly-rollup", "hourly-export"}, roleNightly: {"nightly-report", "nightly-backup", "nightly-compaction"}}
-	uas := []string{
-		"aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5 md/GOOS#linux md/GOARCH#amd64",
-		"Boto3/1.34.131 md/Botocore#1.34.131 ua/2.0 os/linux#5.10.219-208.866.amzn2.x86_64 md/arch#x86_64 lang/python#3.11.9 md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.34.131",
-		"aws-sdk-java/2.25.60 Linux/5.10.219-208.866.amzn2.x86_64 OpenJDK_64-Bit_Server_VM/17.0.11+9-LTS Java/17.0.11 vendor/Amazon.com_Inc. io/sync http/Apache cfg/retry-mode/adaptive",
-	}
-	vias := []string{"athena.amazonaws.com", "glue.amazonaws.com", "firehose.amazonaws.com"}
-	regions := []string{"us-east-1", "us-east-1", "us-east-1", "us-east-1", "us-east-1", "us-east-1", "us-east-1", "eu-west-1", "eu-west-1", "us-west-2"}
 	used := map[string]bool{}
 	for i := range n {
 		kind := roleService
@@ -518,53 +519,7 @@ func (p *population) buildRoles(r *rand.Rand, n int, median float64) {
 				break
 			}
 		}
-		ro := role{
-			name: name, app: app, kind: kind,
-			arn:         "arn:aws:iam::" + account + ":role/" + name,
-			id:          "aws:role/" + account + "/" + name,
-			principalID: awsID("AROA", r.Uint64(), 17),
-			net:         [3]byte{10, byte(20 + i/256), byte(i % 256)},
-			hosts:       hostOctets(r, 1+r.IntN(4)),
-			region:      pick(r, regions),
-			rate:        baseRate(r, median),
-			seed:        r.Uint64(),
-		}
-		ro.key = []byte(ro.id)
-		ro.sessStyle = r.IntN(4)
-		ro.ua = uas[min(ro.sessStyle, 2)]
-		if ro.sessStyle == 3 {
-			ro.ua = uas[r.IntN(len(uas))]
-			ro.instance = "i-0" + string(appendHex(nil, r.Uint64(), 16))
-			ro.period = int64(6 * time.Hour)
-		} else {
-			ro.period = int64(time.Hour)
-		}
-		ro.phase = -r.Int64N(ro.period)
-		ro.vpce = "vpce-0" + string(appendHex(nil, r.Uint64(), 16))
-		if kind == roleService && r.IntN(12) == 0 {
-			ro.via = pick(r, vias)
-		}
-		if r.IntN(5) == 0 {
-			ro.shift = r.IntN(5) - 2
-		}
-		switch kind {
-		case roleHourly:
-			ro.runMinute = r.IntN(60)
-			ro.runLen = time.Duration(1+r.IntN(4)) * time.Minute
-		case roleNightly:
-			ro.runHour = r.IntN(5)
-			ro.runMinute = r.IntN(60)
-			ro.runLen = time.Duration(5+r.IntN(16)) * time.Minute
-		}
-		purpose := pick(r, []string{"exports", "data", "artifacts", "raw", "reports", "archive"})
-		ro.bucket = "acme-" + app + "-" + purpose + "-prod"
-		ro.prefix = pick(r, []string{"exports", "incoming", "daily", "events", "snapshots"})
-		ro.table = app + "-" + pick(r, []string{"records", "state", "sessions", "index", "ledger"})
-		ro.queueName = app + "-" + pick(r, []string{"events", "jobs", "notifications", "dlq"})
-		ro.kmsKey = "arn:aws:kms:" + ro.region + ":" + account + ":key/" + randUUID(r)
-		ro.secret = "arn:aws:secretsmanager:" + ro.region + ":" + account + ":secret:" + app + "/" + pick(r, []string{"db-credentials", "api-token", "signing-key"}) + "-" + awsID("", r.Uint64(), 6)
-		ro.acts, ro.cum = roleRepertoire(r)
-		p.roles = append(p.roles, ro)
+		p.addRole(r, name, app, kind, median)
 	}
 	for i := range p.roles {
 		if n > 1 {
@@ -572,6 +527,67 @@ func (p *population) buildRoles(r *rand.Rand, n int, median float64) {
 			p.roles[i].assumeTarget = p.roles[j].name
 		}
 	}
+}
+
+// addRole appends a role with the given name, application and kind, drawing
+// the rest of it from r; i is its index, which places its network.
+func (p *population) addRole(r *rand.Rand, name, app string, kind int, median float64) *role {
+	i := len(p.roles)
+	uas := []string{
+		"aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5 md/GOOS#linux md/GOARCH#amd64",
+		"Boto3/1.34.131 md/Botocore#1.34.131 ua/2.0 os/linux#5.10.219-208.866.amzn2.x86_64 md/arch#x86_64 lang/python#3.11.9 md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.34.131",
+		"aws-sdk-java/2.25.60 Linux/5.10.219-208.866.amzn2.x86_64 OpenJDK_64-Bit_Server_VM/17.0.11+9-LTS Java/17.0.11 vendor/Amazon.com_Inc. io/sync http/Apache cfg/retry-mode/adaptive",
+	}
+	vias := []string{"athena.amazonaws.com", "glue.amazonaws.com", "firehose.amazonaws.com"}
+	regions := []string{"us-east-1", "us-east-1", "us-east-1", "us-east-1", "us-east-1", "us-east-1", "us-east-1", "eu-west-1", "eu-west-1", "us-west-2"}
+	ro := role{
+		name: name, app: app, kind: kind,
+		arn:         "arn:aws:iam::" + account + ":role/" + name,
+		id:          "aws:role/" + account + "/" + name,
+		principalID: awsID("AROA", r.Uint64(), 17),
+		net:         [3]byte{10, byte(20 + i/256), byte(i % 256)},
+		hosts:       hostOctets(r, 1+r.IntN(4)),
+		region:      pick(r, regions),
+		rate:        baseRate(r, median),
+		seed:        r.Uint64(),
+	}
+	ro.key = []byte(ro.id)
+	ro.sessStyle = r.IntN(4)
+	ro.ua = uas[min(ro.sessStyle, 2)]
+	if ro.sessStyle == 3 {
+		ro.ua = uas[r.IntN(len(uas))]
+		ro.instance = "i-0" + string(appendHex(nil, r.Uint64(), 16))
+		ro.period = int64(6 * time.Hour)
+	} else {
+		ro.period = int64(time.Hour)
+	}
+	ro.phase = -r.Int64N(ro.period)
+	ro.vpce = "vpce-0" + string(appendHex(nil, r.Uint64(), 16))
+	if kind == roleService && r.IntN(12) == 0 {
+		ro.via = pick(r, vias)
+	}
+	if r.IntN(5) == 0 {
+		ro.shift = r.IntN(5) - 2
+	}
+	switch kind {
+	case roleHourly:
+		ro.runMinute = r.IntN(60)
+		ro.runLen = time.Duration(1+r.IntN(4)) * time.Minute
+	case roleNightly:
+		ro.runHour = r.IntN(5)
+		ro.runMinute = r.IntN(60)
+		ro.runLen = time.Duration(5+r.IntN(16)) * time.Minute
+	}
+	purpose := pick(r, []string{"exports", "data", "artifacts", "raw", "reports", "archive"})
+	ro.bucket = "acme-" + app + "-" + purpose + "-prod"
+	ro.prefix = pick(r, []string{"exports", "incoming", "daily", "events", "snapshots"})
+	ro.table = app + "-" + pick(r, []string{"records", "state", "sessions", "index", "ledger"})
+	ro.queueName = app + "-" + pick(r, []string{"events", "jobs", "notifications", "dlq"})
+	ro.kmsKey = "arn:aws:kms:" + ro.region + ":" + account + ":key/" + randUUID(r)
+	ro.secret = "arn:aws:secretsmanager:" + ro.region + ":" + account + ":secret:" + app + "/" + pick(r, []string{"db-credentials", "api-token", "signing-key"}) + "-" + awsID("", r.Uint64(), 6)
+	ro.acts, ro.cum = roleRepertoire(r)
+	p.roles = append(p.roles, ro)
+	return &p.roles[len(p.roles)-1]
 }
 
 // roleRepertoire draws 3–8 actions from a few services with their weights.
@@ -705,7 +721,6 @@ func (p *population) buildKong(r *rand.Rand, n int, median float64) {
 }
 
 func (p *population) buildVault(r *rand.Rand, n int, median float64) {
-	secrets := []string{"db", "api-keys", "tls", "config", "stripe", "smtp", "redis", "kafka"}
 	for i := range n {
 		var v vaultClient
 		if i < len(p.workloads) {
@@ -717,17 +732,25 @@ func (p *population) buildVault(r *rand.Rand, n int, median float64) {
 			v.net = [3]byte{10, byte(96 + i/256), byte(i % 256)}
 			v.hosts = hostOctets(r, 1+r.IntN(3))
 		}
-		v.role = v.ns + "-" + strings.SplitN(v.sa, "-", 2)[0]
-		v.entityID = randUUID(r)
-		v.saUID = randUUID(r)
-		v.display = "kubernetes-" + v.ns + "-" + v.sa
-		v.key = []byte(fmt.Sprintf("k8s:sa/%s/%s/%s", cluster, v.ns, v.sa))
-		for _, x := range r.Perm(len(secrets))[:2+r.IntN(3)] {
-			v.paths = append(v.paths, v.ns+"/"+secrets[x])
-		}
-		v.ttl = pick(r, []int64{3600 * 4, 3600 * 12, 3600 * 24})
-		v.rate = baseRate(r, median)
-		v.seed = r.Uint64()
-		p.vault = append(p.vault, v)
+		p.addVault(r, v, median)
 	}
+}
+
+// addVault completes v, whose namespace, service account and network are
+// set, drawing the rest from r, and appends it.
+func (p *population) addVault(r *rand.Rand, v vaultClient, median float64) *vaultClient {
+	secrets := []string{"db", "api-keys", "tls", "config", "stripe", "smtp", "redis", "kafka"}
+	v.role = v.ns + "-" + strings.SplitN(v.sa, "-", 2)[0]
+	v.entityID = randUUID(r)
+	v.saUID = randUUID(r)
+	v.display = "kubernetes-" + v.ns + "-" + v.sa
+	v.key = []byte(fmt.Sprintf("k8s:sa/%s/%s/%s", cluster, v.ns, v.sa))
+	for _, x := range r.Perm(len(secrets))[:2+r.IntN(3)] {
+		v.paths = append(v.paths, v.ns+"/"+secrets[x])
+	}
+	v.ttl = pick(r, []int64{3600 * 4, 3600 * 12, 3600 * 24})
+	v.rate = baseRate(r, median)
+	v.seed = r.Uint64()
+	p.vault = append(p.vault, v)
+	return &p.vault[len(p.vault)-1]
 }

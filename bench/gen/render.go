@@ -120,6 +120,14 @@ func (rr *renderer) envoy(w *jw, ev *event) {
 	case outDenied:
 		code, details, sent, dur = 403, "rbac_access_denied_matched_policy[none]", 19, r.Int64N(2)
 	}
+	if ev.mode == modeExfil {
+		// A bulk export through the usual route: tens of megabytes per
+		// response, streamed at about 40 MB/s. Derived from the seed
+		// rather than drawn, so the draws above match a normal request.
+		sent = 8<<20 + int64(mix(ev.seed)%(40<<20))
+		dur = max(dur, sent/40_000)
+		upTime = max(dur-2, 0)
+	}
 	ua := caller.httpUA
 	proto := "HTTP/1.1"
 	if srv.grpc {

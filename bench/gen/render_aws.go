@@ -60,6 +60,10 @@ func (rr *renderer) cloudTrail(w *jw, ev *event) {
 	switch {
 	case ev.mode == 1:
 		src, ua = g.stolenIP, g.stolenUA
+	case ev.mode == modeCloned:
+		src = g.cloneIP
+	case ev.mode == modeCIOutside:
+		src, ua = g.ciIP, ciOutsideUserAgent
 	case src == "":
 		src = ipString(ro.net, host)
 		private = true

@@ -19,20 +19,26 @@ func (rr *renderer) vaultAuth(w *jw, key string, v *vaultClient, gen int32, issu
 	w.b = appendHMAC(w.b, acc)
 	w.valueEnd()
 	w.str("display_name", v.display)
+	policy := v.ns + "-secrets-read"
+	if v.operator {
+		policy = "vault-admin"
+	}
 	w.arr("policies")
 	w.elem("default")
-	w.elem(v.ns + "-secrets-read")
+	w.elem(policy)
 	w.endArr()
 	w.arr("token_policies")
 	w.elem("default")
-	w.elem(v.ns + "-secrets-read")
+	w.elem(policy)
 	w.endArr()
 	w.open("metadata")
 	w.str("role", v.role)
-	w.str("service_account_name", v.sa)
-	w.str("service_account_namespace", v.ns)
-	w.str("service_account_secret_name", "")
-	w.str("service_account_uid", v.saUID)
+	if !v.operator { // a person's OIDC login has no service account
+		w.str("service_account_name", v.sa)
+		w.str("service_account_namespace", v.ns)
+		w.str("service_account_secret_name", "")
+		w.str("service_account_uid", v.saUID)
+	}
 	w.close()
 	w.str("entity_id", v.entityID)
 	if lease {
@@ -65,10 +71,21 @@ func (rr *renderer) vault(w *jw, ev *event) {
 	d1, d2, d3 := r.Uint64(), r.Uint64(), r.Uint64()
 	version := 1 + r.Int64N(6)
 	denied := ev.out == outDenied
-	if denied {
+	if denied && ev.mode == 0 {
 		path = v.ns + "/admin"
 	}
-	tok, acc := rr.tokenSeeds(v, ev.b)
+	gen, issued := ev.b, ev.c
+	if ev.mode == modeRevoke {
+		// The operator's own token, from an OIDC login minutes before;
+		// ev.b and ev.c name the victim's token.
+		gen, issued = 1, ev.t-int64(7*time.Minute)
+	}
+	tok, acc := rr.tokenSeeds(v, gen)
+	remote := appendIP(rr.tmp[:0], v.net, host)
+	if ev.mode == modeRevokedUse {
+		remote = append(rr.tmp[:0], rr.g.revokedIP...)
+	}
+	rr.tmp = remote
 
 	w.open("")
 	w.valueStart("time")
@@ -87,7 +104,7 @@ func (rr *renderer) vault(w *jw, ev *event) {
 	case op == vLogin:
 		rr.vaultAuth(w, "auth", v, ev.b, ev.t, false)
 	default:
-		rr.vaultAuth(w, "auth", v, ev.b, ev.c, false)
+		rr.vaultAuth(w, "auth", v, gen, issued, false)
 	}
 
 	w.open("request")
@@ -101,7 +118,7 @@ func (rr *renderer) vault(w *jw, ev *event) {
 	switch op {
 	case vLogin:
 		mountPoint, mountType, mountClass, accessor, version2 = "auth/kubernetes/", "kubernetes", "auth", "auth_kubernetes_8e2f3a41", "v0.19.0+builtin"
-	case vRenew, vChild:
+	case vRenew, vChild, vRevokeAccessor:
 		mountPoint, mountType, mountClass, accessor, version2 = "auth/token/", "token", "auth", "auth_token_0f1d2c6e", "v1.17.2+builtin.vault"
 	}
 	switch op {
@@ -145,6 +162,15 @@ func (rr *renderer) vault(w *jw, ev *event) {
 		w.close()
 	case vRenew:
 		w.str("path", "auth/token/renew-self")
+	case vRevokeAccessor:
+		// The victim's accessor as this audit device logs accessors
+		// everywhere else, so that the revocation and the later uses name
+		// the same credential.
+		_, victimAcc := rr.tokenSeeds(&rr.g.pop.vault[ev.c], ev.b)
+		w.valueStart("path")
+		w.b = append(w.b, "auth/token/revoke-accessor/"...)
+		w.b = appendHMAC(w.b, victimAcc)
+		w.valueEnd()
 	case vChild:
 		w.str("path", "auth/token/create")
 		w.open("data")
@@ -155,13 +181,15 @@ func (rr *renderer) vault(w *jw, ev *event) {
 		w.comma = true
 		w.endArr()
 		w.valueStart("ttl")
-		w.b = appendHMAC(w.b, mix(v.seed^0x771))
+		if ev.mode == modeLongTTL {
+			w.b = appendHMAC(w.b, mix(v.seed^0x772))
+		} else {
+			w.b = appendHMAC(w.b, mix(v.seed^0x771))
+		}
 		w.valueEnd()
 		w.close()
 	}
-	w.valueStart("remote_address")
-	w.b = appendIP(w.b, v.net, host)
-	w.valueEnd()
+	w.bytesStr("remote_address", remote)
 	w.int("remote_port", port)
 	w.close()
 
@@ -179,6 +207,10 @@ func (rr *renderer) vault(w *jw, ev *event) {
 		case op == vRenew:
 			rr.vaultAuth(w, "auth", v, ev.b, ev.c, true)
 		case op == vChild:
+			lease, orphan := int64(900), false
+			if ev.mode == modeLongTTL {
+				lease, orphan = longTTL, true
+			}
 			w.open("auth")
 			w.valueStart("client_token")
 			w.b = appendHMAC(w.b, childTok)
@@ -196,10 +228,10 @@ func (rr *renderer) vault(w *jw, ev *event) {
 			w.elem(v.ns + "-secrets-read")
 			w.endArr()
 			w.str("entity_id", v.entityID)
-			w.int("lease_duration", 900)
+			w.int("lease_duration", lease)
 			w.bool("renewable", true)
 			w.str("token_type", "service")
-			w.bool("orphan", false)
+			w.bool("orphan", orphan)
 			w.close()
 		case op == vRead:
 			w.open("data")
