@@ -163,9 +163,11 @@ func (rr *renderer) vault(w *jw, ev *event) {
 	case vRenew:
 		w.str("path", "auth/token/renew-self")
 	case vRevokeAccessor:
-		// The victim's accessor as this audit device logs accessors
-		// everywhere else, so that the revocation and the later uses name
-		// the same credential.
+		// Vault logs the path as requested, with the raw accessor, which
+		// matches the auth blocks of a device with hmac_accessor=false.
+		// This generator's device HMACs accessors, so the path names the
+		// accessor in that same form: the revocation and the later uses
+		// then name one credential, as they would on such a device.
 		_, victimAcc := rr.tokenSeeds(&rr.g.pop.vault[ev.c], ev.b)
 		w.valueStart("path")
 		w.b = append(w.b, "auth/token/revoke-accessor/"...)
