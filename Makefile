@@ -9,7 +9,7 @@ BIN := bin/nhisentry
 # loaded machine (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: help demo test peers build vet fmt-check tidy-check modern-clickhouse fuzz bench quality clickhouse clickhouse-stop clean
+.PHONY: help demo test peers build vet fmt-check tidy-check modern-clickhouse fuzz bench bench-micro quality clickhouse clickhouse-stop clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,7 +50,10 @@ fuzz: ## run every decoder fuzz test for FUZZTIME
 		done; \
 	done
 
-bench: ## run the micro-benchmarks
+bench: clickhouse build ## throughput and latency: per-core decode+detect vs parse-only, Kafka → ClickHouse → findings end to end (BENCH_FLAGS='--backlog 300000')
+	$(GO) run ./bench/cmd/bench --bin $(BIN) $(BENCH_FLAGS)
+
+bench-micro: ## run the micro-benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 quality: ## score nhisentry's findings and a naive "new terms" method against the generator's labeled attacks (QUALITY_FLAGS='--days 7')
