@@ -33,6 +33,7 @@ var topics = map[string]string{
 
 const (
 	metricRecords  = "nhi_ingest_records_total"
+	metricEvents   = "nhi_ingest_events_total"
 	metricLatency  = "nhi_detect_latency_seconds"
 	metricRSS      = "process_resident_memory_bytes"
 	metricCacheB   = "nhi_baseline_cache_bytes"
@@ -51,6 +52,7 @@ type e2eOptions struct {
 type e2eResult struct {
 	backlog          int
 	sustained        float64 // records per second while the backlog drained
+	sustainedEvents  float64 // normalized events per second, same span
 	live             int
 	liveRate         float64 // achieved produce rate of the live phase
 	findings         float64 // latency observations in the live phase
@@ -140,10 +142,11 @@ func runEndToEnd(ctx context.Context, o e2eOptions, rulesFile string, logf func(
 	if err != nil {
 		return res, err
 	}
-	// The first reading already counts records read since the previous
-	// one, so the rate is taken between the two readings.
+	// The first reading already counts what was read before it, so the
+	// rates are taken between the two readings.
 	if d := last.at.Sub(first.at).Seconds(); d > 0 {
-		res.sustained = (float64(n) - sum(first.samples, metricRecords)) / d
+		res.sustained = (sum(last.samples, metricRecords) - sum(first.samples, metricRecords)) / d
+		res.sustainedEvents = (sum(last.samples, metricEvents) - sum(first.samples, metricEvents)) / d
 	}
 
 	// The live phase: records stamped with the current time, produced at a

@@ -114,7 +114,7 @@ func printTable(w io.Writer, seed int64, in inProcResult, e2e *e2eResult) {
 	fmt.Fprintf(tw, "decode+normalize+detect, 1 core\t%.0f events/s\t%.0f records/s, %d findings\n", perSec(in.events, in.full), perSec(in.records, in.full), in.findings)
 	fmt.Fprintf(tw, "ratio full path / parse only (records/s)\t%.2f\t\n", perSec(in.records, in.full)/perSec(in.records, in.parse))
 	if e2e != nil {
-		fmt.Fprintf(tw, "Kafka → nhisentry → ClickHouse + findings, sustained\t%.0f records/s\t%d backlog records\n", e2e.sustained, e2e.backlog)
+		fmt.Fprintf(tw, "Kafka → nhisentry → ClickHouse + findings, sustained\t%.0f events/s\t%.0f records/s, %d backlog records\n", e2e.sustainedEvents, e2e.sustained, e2e.backlog)
 		fmt.Fprintf(tw, "event-to-finding latency p50 / p99\t%s / %s\t%.0f findings, live %d records at %.0f/s\n", seconds(e2e.p50), seconds(e2e.p99), e2e.findings, e2e.live, e2e.liveRate)
 		fmt.Fprintf(tw, "bytes per cached identity\t%.0f\t%.0f identities cached\n", e2e.bytesPerIdentity, e2e.identities)
 		fmt.Fprintf(tw, "peak memory (RSS of nhisentry)\t%.0f MiB\tsampled every 250 ms\n", e2e.peakRSS/(1<<20))
