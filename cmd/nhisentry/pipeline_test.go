@@ -177,8 +177,9 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 func newTestService(t *testing.T, cfg Config) *service {
 	t.Helper()
+	// Cancelled when the test ends, not on return (see chstoretest.Open).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	svc, err := newService(ctx, cfg, quietLog())
 	if err != nil {
 		chstoretest.Unavailable(t, err)

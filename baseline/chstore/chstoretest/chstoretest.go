@@ -53,8 +53,11 @@ func Config(t testing.TB) chstore.Config {
 func Open(t testing.TB) *chstore.Store {
 	t.Helper()
 	cfg := Config(t)
+	// Cancelled only when the test ends: clickhouse-go's batch watchdog can
+	// still see a cancellation that comes right after a batch was sent, and
+	// then closes that (pooled) connection under the next query.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	s, err := chstore.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		Unavailable(t, err)
