@@ -30,6 +30,7 @@ import (
 	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
 	"github.com/nhisentry/nhisentry/detectors/rules"
 	"github.com/nhisentry/nhisentry/ingest/formats"
+	"github.com/nhisentry/nhisentry/internal/peer/peertest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -43,26 +44,11 @@ const (
 	listenEnv   = ":9464"
 )
 
-// peer returns the path of a test peer's binary: the test is skipped on a
-// laptop without it and fails under CI=true (make test installs the peers
-// with deploy/local/peers.sh).
-func peer(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true (deploy/local/peers.sh install): %v", name, err)
-		}
-		t.Skipf("no %s (deploy/local/peers.sh install): %v", name, err)
-	}
-	return p
-}
-
 // promtool runs promtool in dir and fails the test with its output when it
 // reports a problem.
 func promtool(t *testing.T, dir string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(peer(t, "promtool"), args...)
+	cmd := exec.Command(peertest.Binary(t, "promtool", "deploy/local/peers.sh install"), args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {

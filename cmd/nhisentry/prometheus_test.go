@@ -24,6 +24,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/bench/gen"
 	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/internal/peer/peertest"
 )
 
 // alertRules is the rule file the deploy files ship, seen from this package.
@@ -34,7 +35,7 @@ var alertRules = filepath.Join("..", "..", "deploy", "prometheus", "alerts.yaml"
 // the shipped alerting rules load and evaluate on them. promtool lints the
 // exposition itself.
 func TestPrometheusScrapesTheService(t *testing.T) {
-	prometheus, promtool := peerBinary(t, "prometheus"), peerBinary(t, "promtool")
+	prometheus, promtool := peertest.Binary(t, "prometheus", "deploy/local/peers.sh install"), peertest.Binary(t, "promtool", "deploy/local/peers.sh install")
 	brokers := startBroker(t)
 	cfg := pipelineConfig(t, brokers, "http")
 	svc := newTestService(t, cfg)
@@ -182,21 +183,6 @@ func TestPrometheusScrapesTheService(t *testing.T) {
 	if out, err := lint.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
-}
-
-// peerBinary returns the path of a test peer's binary: the test is skipped
-// on a laptop without it and fails under CI=true (make test installs it with
-// deploy/local/peers.sh).
-func peerBinary(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true (deploy/local/peers.sh install): %v", name, err)
-		}
-		t.Skipf("no %s (deploy/local/peers.sh install): %v", name, err)
-	}
-	return p
 }
 
 // startPrometheus runs a private Prometheus scraping target every second

@@ -6,6 +6,8 @@ package peer
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -36,4 +38,16 @@ func StopGroup(pid int, grace time.Duration) {
 		}
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+// CacheDir is where the peers built from the module proxy are kept, one
+// folder per name and version (deploy/local/*.sh build into it):
+// <user cache>/nhisentry/peers/<peer>. It is "" when the machine has no
+// user cache directory.
+func CacheDir(peer string) string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(cache, "nhisentry", "peers", peer)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nhisentry/nhisentry/internal/peer/peertest"
 	"github.com/nhisentry/nhisentry/internal/secure"
 	"github.com/nhisentry/nhisentry/internal/secure/securetest"
 )
@@ -155,20 +156,11 @@ func checkRsyslogFields(t *testing.T, j int, line, golden string) {
 	}
 }
 
-// rsyslogd finds the binary; without it the test skips, but fails under CI.
+// rsyslogd finds the binary, also in /usr/sbin, which a user's PATH may
+// lack.
 func rsyslogd(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("rsyslogd"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/rsyslogd"); err == nil {
-		return "/usr/sbin/rsyslogd"
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("rsyslogd not found; deploy/local/peers.sh install provides it")
-	}
-	t.Skip("rsyslogd not found (apt-get install rsyslog rsyslog-openssl)")
-	return ""
+	return peertest.Binary(t, "rsyslogd", "deploy/local/peers.sh install", "/usr/sbin/rsyslogd")
 }
 
 // startRsyslog checks the configuration with -N1, runs rsyslogd in the

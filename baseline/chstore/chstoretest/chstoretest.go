@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nhisentry/nhisentry/baseline/chstore"
+	"github.com/nhisentry/nhisentry/internal/peer/peertest"
 	"github.com/nhisentry/nhisentry/internal/secure"
 )
 
@@ -79,10 +80,7 @@ func Open(t testing.TB) *chstore.Store {
 // Unavailable skips the test, or fails it under CI=true.
 func Unavailable(t testing.TB, err error) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("ClickHouse is required under CI=true (start it with deploy/local/clickhouse.sh start): %v", err)
-	}
-	t.Skipf("no ClickHouse (start it with deploy/local/clickhouse.sh start): %v", err)
+	peertest.Unavailable(t, "ClickHouse (deploy/local/clickhouse.sh start)", err)
 }
 
 // Count runs a count query and returns the number.

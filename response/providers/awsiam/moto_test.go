@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nhisentry/nhisentry/internal/peer"
+	"github.com/nhisentry/nhisentry/internal/peer/peertest"
 )
 
 // moto is the moto_server that TestMain starts for the package's state
@@ -148,10 +149,7 @@ func waitPortFree(port int, within time.Duration) bool {
 func needMoto(t *testing.T) string {
 	t.Helper()
 	if moto.err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("moto: %v", moto.err)
-		}
-		t.Skipf("moto: %v", moto.err)
+		peertest.Unavailable(t, "moto_server", moto.err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

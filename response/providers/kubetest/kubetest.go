@@ -5,10 +5,10 @@
 package kubetest
 
 import (
-	"os"
 	"sync"
 	"testing"
 
+	"github.com/nhisentry/nhisentry/internal/peer/peertest"
 	"github.com/nhisentry/nhisentry/response/providers/kube/controlplane"
 )
 
@@ -39,15 +39,7 @@ func Get(t testing.TB) *Cluster {
 	t.Helper()
 	shared.once.Do(func() { shared.cluster, shared.err = controlplane.Start() })
 	if shared.err != nil {
-		unavailable(t, shared.err)
+		peertest.Unavailable(t, "a Kubernetes control plane (deploy/local/kube-apiserver.sh)", shared.err)
 	}
 	return shared.cluster
-}
-
-func unavailable(t testing.TB, err error) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("kubetest: %v", err)
-	}
-	t.Skipf("kubetest: %v (run deploy/local/kube-apiserver.sh)", err)
 }

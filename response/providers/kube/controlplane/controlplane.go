@@ -64,11 +64,11 @@ func APIServerPath() string {
 	if p := os.Getenv("NHI_KUBE_APISERVER"); p != "" {
 		return p
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
+	dir := peer.CacheDir("kube-apiserver-" + APIServerVersion)
+	if dir == "" {
 		return ""
 	}
-	return filepath.Join(cache, "nhisentry", "peers", "kube-apiserver-"+APIServerVersion, "kube-apiserver")
+	return filepath.Join(dir, "kube-apiserver")
 }
 
 // EtcdPath is where the etcd binary is looked for.

@@ -52,11 +52,7 @@ func Dir() string {
 	if d := os.Getenv("NHI_SPIRE_DIR"); d != "" {
 		return d
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(cache, "nhisentry", "peers", "spire-"+Version)
+	return peer.CacheDir("spire-" + Version)
 }
 
 // Server is a running spire-server.
