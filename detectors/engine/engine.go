@@ -9,6 +9,7 @@ package engine
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -51,25 +52,32 @@ type Options struct {
 	// repeats (a rule matching every event of a burst) into one finding with
 	// a count; default 1,000,000.
 	SuppressIDs int
+	// RememberEvents is how many learned event ids are remembered to
+	// recognise redelivered events; default 524,288, many batches' worth.
+	RememberEvents int
 }
 
 // Engine is the detection stage. Handle is called from one goroutine.
 type Engine struct {
 	opts    Options
 	metrics *metrics
-	emitted suppressor
+	emitted generations[string, sent]
 	// inBatch maps a finding id to its index in findings during Detect.
 	inBatch  map[string]int
 	findings []schemas.Finding
 	// origins holds, per finding of the last Detect, the event that raised
 	// it: its family (the latency metric's label) and time.
 	origins []origin
-	// next is, per topic partition, the offset after the last record whose
-	// events the baselines have learned. A consumer-group rebalance redelivers
-	// records that were processed but not yet committed; learning them twice
-	// would double their counts, so they are stored again (harmlessly) but not
-	// detected or learned again.
-	next map[partition]int64
+	// learned holds hashes of the ids of recently learned events. A
+	// consumer-group rebalance, or a replay of an input record upstream of
+	// the repartition topic, redelivers events that were processed but not
+	// yet committed; learning them twice would double their counts, so they
+	// are stored again (harmlessly: ids are deterministic) but not detected
+	// or learned again. Ids rather than offsets, because events of one input
+	// partition reach a detector through several repartition partitions, out
+	// of offset order.
+	learned generations[uint64, struct{}]
+	seed    maphash.Seed
 	// watermark is the latest event time detected, Unix nanoseconds.
 	watermark atomic.Int64
 }
@@ -77,11 +85,6 @@ type Engine struct {
 type origin struct {
 	family schemas.Family
 	at     time.Time
-}
-
-type partition struct {
-	topic string
-	id    int
 }
 
 // New builds an engine.
@@ -98,9 +101,14 @@ func New(opts Options) *Engine {
 	if opts.SuppressIDs <= 0 {
 		opts.SuppressIDs = 1_000_000
 	}
+	if opts.RememberEvents <= 0 {
+		opts.RememberEvents = 1 << 19
+	}
 	return &Engine{
-		opts: opts, metrics: newMetrics(opts.Registerer), emitted: newSuppressor(opts.SuppressIDs), inBatch: map[string]int{},
-		next: map[partition]int64{},
+		opts: opts, metrics: newMetrics(opts.Registerer), inBatch: map[string]int{},
+		emitted: newGenerations[string, sent](opts.SuppressIDs),
+		learned: newGenerations[uint64, struct{}](opts.RememberEvents),
+		seed:    maphash.MakeSeed(),
 	}
 }
 
@@ -119,18 +127,15 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 	clear(e.inBatch)
 	c := e.opts.Cache
 	c.Lock()
-	// Events of one record share its offset, so the bound is the one from
-	// before this batch, raised only after the whole batch.
-	high := map[partition]int64{}
 	for i := range events {
 		ev := &events[i]
-		if ev.Provenance.Topic != "" {
-			tp := partition{ev.Provenance.Topic, ev.Provenance.Partition}
-			if next, ok := e.next[tp]; ok && ev.Provenance.Offset < next {
+		if ev.ID != "" {
+			h := maphash.String(e.seed, ev.ID)
+			if _, ok := e.learned.get(h); ok {
 				e.metrics.replayed.Inc()
 				continue
 			}
-			high[tp] = max(high[tp], ev.Provenance.Offset+1)
+			e.learned.put(h, struct{}{})
 		}
 		if t := ev.Time.UnixNano(); t > e.watermark.Load() {
 			e.watermark.Store(t)
@@ -149,7 +154,7 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 					continue
 				}
 				f.Count, f.Revision = 1, 0
-				if prev := e.emitted.get(f.ID); prev != nil {
+				if prev, ok := e.emitted.get(f.ID); ok {
 					f.Count, f.Revision, f.FirstSeen = prev.count+1, prev.revision+1, prev.first
 				}
 				e.inBatch[f.ID] = kept
@@ -162,9 +167,6 @@ func (e *Engine) Detect(events []schemas.Event) []schemas.Finding {
 		c.Observe(p, ev)
 	}
 	c.Unlock()
-	for tp, n := range high {
-		e.next[tp] = max(e.next[tp], n)
-	}
 	e.findings, e.origins = out, origins
 	for i := range out {
 		f := &out[i]
@@ -265,33 +267,31 @@ type sent struct {
 	first           schemas.Time
 }
 
-// suppressor remembers recently sent findings in two generations: when the
+// generations remembers recent entries in two generations: when the
 // current one fills up it becomes the previous one, so memory stays bounded
-// and the most recent findings are always remembered.
-type suppressor struct {
-	cur, prev map[string]sent
+// and the most recent entries are always remembered.
+type generations[K comparable, V any] struct {
+	cur, prev map[K]V
 	limit     int
 }
 
-func newSuppressor(limit int) suppressor {
-	return suppressor{cur: make(map[string]sent), prev: map[string]sent{}, limit: limit / 2}
+func newGenerations[K comparable, V any](limit int) generations[K, V] {
+	return generations[K, V]{cur: make(map[K]V), prev: map[K]V{}, limit: max(limit/2, 1)}
 }
 
-// get returns what was sent under id, or nil.
-func (s *suppressor) get(id string) *sent {
-	if v, ok := s.cur[id]; ok {
-		return &v
+// get returns what is remembered under k.
+func (g *generations[K, V]) get(k K) (V, bool) {
+	if v, ok := g.cur[k]; ok {
+		return v, true
 	}
-	if v, ok := s.prev[id]; ok {
-		return &v
-	}
-	return nil
+	v, ok := g.prev[k]
+	return v, ok
 }
 
-// put records what was sent under id.
-func (s *suppressor) put(id string, v sent) {
-	if _, ok := s.cur[id]; !ok && len(s.cur) >= s.limit {
-		s.prev, s.cur = s.cur, make(map[string]sent, s.limit)
+// put remembers v under k.
+func (g *generations[K, V]) put(k K, v V) {
+	if _, ok := g.cur[k]; !ok && len(g.cur) >= g.limit {
+		g.prev, g.cur = g.cur, make(map[K]V, g.limit)
 	}
-	s.cur[id] = v
+	g.cur[k] = v
 }
