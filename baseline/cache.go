@@ -59,7 +59,10 @@ type Cache struct {
 	relearn map[string]int64
 	// cohorts holds the cohort baselines by cohort key; members share them.
 	cohorts map[string]*CohortModel
-	stats   CacheStats
+	// owns says which identities this instance detects for; nil means all.
+	// With scale-out each identity's state lives on one instance only.
+	owns  func(id string) bool
+	stats CacheStats
 }
 
 // NewCache returns an empty cache.
@@ -107,7 +110,7 @@ func (c *Cache) load(ctx context.Context, ids []string) error {
 	err := c.opts.Loader.LoadBaselines(ctx, ids, func(b *Baseline) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.applyCohort(b) {
+		if c.applyCohort(b) || !c.owned(b.Identity.ID) {
 			return nil
 		}
 		if p := c.profiles[b.Identity.ID]; p == nil {
@@ -130,7 +133,7 @@ func (c *Cache) Apply(bs []*Baseline) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, b := range bs {
-		if c.applyCohort(b) {
+		if c.applyCohort(b) || !c.owned(b.Identity.ID) {
 			continue
 		}
 		p := c.profiles[b.Identity.ID]
@@ -141,6 +144,27 @@ func (c *Cache) Apply(bs []*Baseline) {
 		c.charge(p)
 	}
 }
+
+// Own makes the cache hold only the identities owns reports (nil: all) and
+// drops the profiles it no longer owns, returning how many. A detector
+// instance calls it when the consumer group hands it or takes away
+// partitions of the repartition topic; a dropped identity's state is in the
+// store, from where its next owner loads it.
+func (c *Cache) Own(owns func(id string) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.owns = owns
+	dropped := 0
+	for id, p := range c.profiles {
+		if !c.owned(id) {
+			c.remove(p)
+			dropped++
+		}
+	}
+	return dropped
+}
+
+func (c *Cache) owned(id string) bool { return c.owns == nil || c.owns(id) }
 
 // applyCohort keeps b when it is a cohort baseline and reports whether it
 // was.
@@ -230,14 +254,19 @@ func (c *Cache) charge(p *Profile) {
 	p.accounted = size
 	for c.stats.Bytes > c.opts.Budget && c.tail != nil && c.tail != p {
 		v := c.tail
-		c.unlink(v)
-		delete(c.profiles, v.Identity.ID)
-		c.stats.Bytes -= int64(v.accounted)
+		c.remove(v)
 		c.stats.Evicted++
 		if v.dirty {
 			c.stats.EvictedDirty++
 		}
 	}
+}
+
+// remove forgets p.
+func (c *Cache) remove(p *Profile) {
+	c.unlink(p)
+	delete(c.profiles, p.Identity.ID)
+	c.stats.Bytes -= int64(p.accounted)
 }
 
 func (c *Cache) touch(p *Profile) {
