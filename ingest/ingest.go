@@ -31,6 +31,14 @@ type Decoder interface {
 	Decode(dst []schemas.Event, rec Record) ([]schemas.Event, error)
 }
 
+// Normalized is implemented by decoders of records that already hold
+// normalized events (the repartition topic between the ingest and detector
+// stages): Run keeps the events' ingest time and provenance, and does not
+// count them as ingested again.
+type Normalized interface {
+	Normalized()
+}
+
 // Dead-letter reasons. They are bounded so they can be metric labels; the
 // detail of each error goes into the dead-letter record, never a label.
 const (

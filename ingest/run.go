@@ -135,6 +135,9 @@ func (o *RunOptions) decode(batch []Record, events []schemas.Event, letters []De
 				derr = AsDecodeError(dec.Format(), err)
 				break
 			}
+			if _, ok := dec.(Normalized); ok {
+				break
+			}
 			for i := n; i < len(events); i++ {
 				ev := &events[i]
 				ev.IngestTime = now

@@ -14,8 +14,10 @@ const TimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 // null so optional times (credential expiry, say) stay explicit.
 type Time struct{ time.Time }
 
-// At wraps t, normalized to UTC.
-func At(t time.Time) Time { return Time{t.UTC()} }
+// At wraps t, normalized to UTC and to the microseconds TimeLayout keeps,
+// so an event is the same after it crossed the repartition topic as a JSON
+// document.
+func At(t time.Time) Time { return Time{t.UTC().Truncate(time.Microsecond)} }
 
 // MarshalJSON implements json.Marshaler.
 func (t Time) MarshalJSON() ([]byte, error) {

@@ -33,7 +33,7 @@ func TestDecodeAzureActivity(t *testing.T) {
 				id: "azure:e1f2a3b4-c5d6-4e7f-8091-a2b3c4d5e6f7", identity: "azure:sp/5b7e3c1a-2f4d-4e6a-9b8c-0d1e2f3a4b5c", kind: "service_principal",
 				ip: "20.50.2.17", action: "azure:microsoft.authorization/roleassignments/write",
 				resource: "/subscriptions/9f1c2b3a-4d5e-6f70-8192-a3b4c5d6e7f8/resourceGroups/payments/providers/Microsoft.Authorization/roleAssignments/3a4b5c6d",
-				account:  "9f1c2b3a-4d5e-6f70-8192-a3b4c5d6e7f8", result: "denied", errorCode: "Forbidden", time: "2024-06-10T07:01:02.3456789Z",
+				account:  "9f1c2b3a-4d5e-6f70-8192-a3b4c5d6e7f8", result: "denied", errorCode: "Forbidden", time: "2024-06-10T07:01:02.345678Z",
 			}},
 		},
 		{

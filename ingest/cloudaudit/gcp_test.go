@@ -85,7 +85,7 @@ func TestDecodeGCPAudit(t *testing.T) {
 			id: "gcp:1hu88qbef4d2o", identity: "gcp:sa/some-project@company.iam.gserviceaccount.com", kind: "service_account",
 			cred: "a378358365ff3d22e9c1a72fecf4605ddff76b47", ip: "1.2.3.4",
 			action: "iamcredentials:SignJwt", resource: "projects/-/serviceAccounts/114885146936855121342",
-			account: "some-project", result: "denied", errorCode: "PERMISSION_DENIED", time: "2024-02-26T17:15:16.314854637Z",
+			account: "some-project", result: "denied", errorCode: "PERMISSION_DENIED", time: "2024-02-26T17:15:16.314854Z",
 		},
 	}
 	d := NewGCPAudit()

@@ -86,9 +86,9 @@ func (c Cluster) Client() (*kafka.Client, error) {
 	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: t, Timeout: 10 * time.Second}, nil
 }
 
-// franz returns a franz-go client for the cluster.
-func (c Cluster) franz() (*kgo.Client, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+// franz returns a franz-go client for the cluster with extra options.
+func (c Cluster) franz(extra ...kgo.Opt) (*kgo.Client, error) {
+	opts := append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, extra...)
 	if c.TLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(c.TLS.Clone()))
 	}

@@ -15,14 +15,9 @@ import (
 // It uses franz-go's admin client: kafka-go has no metadata call that does
 // not risk creating the topic on brokers with auto-creation on.
 func CheckTopics(ctx context.Context, c Cluster, topics ...string) error {
-	cl, err := c.franz()
+	details, err := listTopics(ctx, c, topics)
 	if err != nil {
-		return fmt.Errorf("kafka: %w", err)
-	}
-	defer cl.Close()
-	details, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
-	if err != nil {
-		return fmt.Errorf("kafka %v: list topics: %w", c.Brokers, err)
+		return err
 	}
 	var missing []string
 	for _, t := range topics {
@@ -39,4 +34,30 @@ func CheckTopics(ctx context.Context, c Cluster, topics ...string) error {
 		errs[i] = fmt.Errorf("kafka: topic %q does not exist", t)
 	}
 	return errors.Join(errs...)
+}
+
+// Partitions returns how many partitions topic has.
+func Partitions(ctx context.Context, c Cluster, topic string) (int, error) {
+	details, err := listTopics(ctx, c, []string{topic})
+	if err != nil {
+		return 0, err
+	}
+	d, ok := details[topic]
+	if !ok || d.Err != nil || len(d.Partitions) == 0 {
+		return 0, fmt.Errorf("kafka: topic %q does not exist", topic)
+	}
+	return len(d.Partitions), nil
+}
+
+func listTopics(ctx context.Context, c Cluster, topics []string) (kadm.TopicDetails, error) {
+	cl, err := c.franz()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	defer cl.Close()
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka %v: list topics: %w", c.Brokers, err)
+	}
+	return details, nil
 }
