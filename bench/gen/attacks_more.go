@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -15,6 +16,7 @@ const (
 	modeLongTTL                     // Vault: a child token with a TTL of longTTL
 	modeRevoke                      // Vault: an operator revoking the victim's token
 	modeRevokedUse                  // Vault: the revoked token used from outside
+	modeShadow                      // CT: the shadow certificate's entry
 )
 
 // Offsets and lengths of the later scenarios in a week-long run; shorter
@@ -58,6 +60,7 @@ func (g *generator) moreAttacks() ([]event, []Label) {
 		{ScenarioRevokedToken, g.revokedToken},
 		{ScenarioLongTTLBurst, g.longTTLBurst},
 		{ScenarioCIRoleIAM, g.ciRoleIAM},
+		{ScenarioShadowCert, g.shadowCertificate},
 	} {
 		if !g.cfg.injects(sc.name) {
 			continue
@@ -377,4 +380,35 @@ func (g *generator) ciRoleIAM(r *rand.Rand) ([]event, Label) {
 	return append(evs, attack...), g.label(ScenarioCIRoleIAM, ro.id, attack, fmt.Sprintf(
 		"CI role %s, which runs from %s on weekdays 08–18 UTC with Terraform, called iam:CreateUser, iam:CreateAccessKey, iam:AttachRolePolicy (AdministratorAccess) and iam:PutRolePolicy from %s with %q",
 		ro.name, ipString(ro.net, 0)+"/24", g.ciIP, ciOutsideUserAgent))
+}
+
+// The shadow certificate's CA and the CT log that recorded it.
+const (
+	offShadow      = 5*24*time.Hour + 11*time.Hour + 25*time.Minute
+	shadowIssuerCN = "ZeroSSL RSA Domain Secure Site CA"
+	shadowIssuerO  = "ZeroSSL"
+	shadowLog      = "https://ct.googleapis.com/logs/eu1/xenon2026h1/"
+)
+
+// shadowCert is the certificate of the shadow certificate scenario.
+type shadowCert struct {
+	serial string
+	dns    []string
+}
+
+func shadowIdentity(s shadowCert) string { return "cert:" + shadowIssuerCN + "/" + s.serial }
+
+// shadowCertificate: a certificate for the organization's sign-in name,
+// issued by a public CA the organization does not use (after a DNS
+// takeover, say) and never requested through cert-manager: Certificate
+// Transparency is the only record of it. Its one CT entry is the label.
+func (g *generator) shadowCertificate(r *rand.Rand) ([]event, Label) {
+	g.shadow = shadowCert{serial: serialHex(r.Uint64(), r.Uint64()), dns: []string{"login." + OrgDomain, "sso." + OrgDomain}}
+	s, _ := g.window(offShadow, time.Minute)
+	ev := g.newEvent(kCT, s, r)
+	ev.mode = modeShadow
+	evs := []event{ev}
+	return evs, g.label(ScenarioShadowCert, shadowIdentity(g.shadow), evs, fmt.Sprintf(
+		"certificate for %s (serial %s) issued by %s and logged in %s; no cert-manager or SPIRE record of it",
+		strings.Join(g.shadow.dns, ", "), g.shadow.serial, shadowIssuerCN, shadowLog))
 }

@@ -2,8 +2,10 @@
 // generator of realistic non-human-identity traffic written in the real input
 // formats the ingest decoders read — Istio/Envoy JSON access logs with SPIFFE
 // peer URI SANs, Kong log-plugin JSON, single AWS CloudTrail records and
-// HashiCorp Vault audit-log entries — with labeled attack scenarios and
-// malformed records injected at known times.
+// HashiCorp Vault audit-log entries, and with Config.Platform the platform's
+// own logs: Kubernetes audit, cert-manager, SPIRE server and Certificate
+// Transparency (certstream) — with labeled attack scenarios and malformed
+// records injected at known times.
 //
 // `nhisentry demo`, the integration tests and the benchmarks under bench/ use
 // it as their source of sample traffic. The same Config (seed included) always
@@ -26,13 +28,22 @@
 // credential cloned and used from two networks at once, a workload's steady
 // bulk exfiltration, a batch role woken after days of silence, a Vault token
 // used after an operator revoked it, a burst of long-TTL Vault tokens and a
-// CI role changing IAM from outside its pipeline. Those bring a few
+// CI role changing IAM from outside its pipeline, and a shadow certificate:
+// a CT entry for the organization's sign-in names from a CA it does not use,
+// which no cert-manager or SPIRE record sanctions. Those bring a few
 // identities of their own (the CI and batch roles, the Vault job, bot and
-// operator), added only when selected and driven by their own random
-// streams, so a configuration without them gives the same bytes as before
-// they existed. A shadow certificate is not generated: it needs Certificate
-// Transparency and sanctioned-issuer (cert-manager, SPIRE) records, formats
-// the generator does not write yet.
+// operator, the certificate), added only when selected and driven by their
+// own random streams, so a configuration without them gives the same bytes
+// as before they existed.
+//
+// Platform. Argo CD deploys each workload on about one weekday in three
+// (a Deployment patch in Kubernetes audit, which starts the workload's
+// re-learning period in the baseline), each new pod fetching an SVID; SPIRE
+// signs every workload's SVID (4h TTL) every two hours; cert-manager renews
+// a public certificate (ACME, under OrgDomain, 90 days, renewed after 60)
+// and an internal webhook certificate (a cluster CA, a day, renewed after
+// 16h) per namespace, and CT logs the public ones minutes after their
+// issuance. These records come from their own stream too.
 //
 // Record.Key is the canonical identity id of SPEC §2 that the record names
 // (the caller for mesh logs; k8s:sa/default/<ns>/<name> for Vault clients,

@@ -39,6 +39,7 @@ const (
 	ScenarioRevokedToken     = "token_used_after_revocation"
 	ScenarioLongTTLBurst     = "long_ttl_token_issuance_burst"
 	ScenarioCIRoleIAM        = "ci_role_iam_outside_pipeline"
+	ScenarioShadowCert       = "shadow_certificate_unsanctioned_ca"
 )
 
 // Scenarios lists the scenarios Generate injects when Config.Attacks is set
@@ -50,7 +51,7 @@ var Scenarios = []string{ScenarioStolenCredential, ScenarioPrivilegeProbing, Sce
 var AllScenarios = []string{
 	ScenarioStolenCredential, ScenarioPrivilegeProbing, ScenarioLateralMovement, ScenarioAPIKeySpike,
 	ScenarioClonedCredential, ScenarioExfiltration, ScenarioDormant, ScenarioRevokedToken,
-	ScenarioLongTTLBurst, ScenarioCIRoleIAM,
+	ScenarioLongTTLBurst, ScenarioCIRoleIAM, ScenarioShadowCert,
 }
 
 // Defaults used for the zero values of Config.
@@ -88,6 +89,12 @@ type Config struct {
 	// is the same as without them.
 	Scenarios []string
 	Malformed int // number of malformed records, spread over the run
+	// Platform adds the platform's own logs (PlatformFormats): Argo CD
+	// deploying the workloads (Kubernetes audit), SPIRE signing their
+	// SVIDs, cert-manager renewing certificates and CT logging the public
+	// ones. They come from a stream of their own, so the other formats'
+	// records are the same with or without them.
+	Platform bool
 }
 
 // Record is one generated message.
@@ -184,7 +191,8 @@ const (
 	kVaultResp
 )
 
-var kindFormat = [...]string{kMesh: FormatEnvoy, kKong: FormatKong, kCloudTrail: FormatCloudTrail, kVaultReq: FormatVault, kVaultResp: FormatVault}
+var kindFormat = [...]string{kMesh: FormatEnvoy, kKong: FormatKong, kCloudTrail: FormatCloudTrail, kVaultReq: FormatVault, kVaultResp: FormatVault,
+	kK8s: FormatK8sAudit, kCertIssued: FormatCertManager, kSVID: FormatSPIRE, kCT: FormatCT}
 
 // Outcome flags.
 const (
@@ -237,6 +245,8 @@ type generator struct {
 	// per-Vault-client state
 	vgen   []int32
 	vlogin []int64
+	plat   *platform  // nil unless Config.Platform
+	shadow shadowCert // the shadow certificate scenario's certificate
 }
 
 func (g *generator) newEvent(kind uint8, t int64, r *rand.Rand) event {
@@ -276,6 +286,10 @@ func Generate(cfg Config, emit func(Record) error) ([]Label, error) {
 	more, moreLabels := g.moreAttacks()
 	extra = append(extra, more...)
 	labels = append(labels, moreLabels...)
+	if cfg.Platform {
+		g.plat = g.buildPlatform()
+		extra = append(extra, g.platformEvents()...)
+	}
 	slices.SortFunc(extra, cmpEvent)
 
 	traffic := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x747261666669630a)) // "traffic"

@@ -31,8 +31,10 @@ func (rr *renderer) key(ev *event) []byte {
 		return p.keys[ev.id].key
 	case kCloudTrail:
 		return p.roles[ev.id].key
-	default:
+	case kVaultReq, kVaultResp:
 		return p.vault[ev.id].key
+	default:
+		return rr.platformKey(ev)
 	}
 }
 
@@ -47,8 +49,10 @@ func (rr *renderer) render(ev *event) []byte {
 		rr.kong(w, ev)
 	case kCloudTrail:
 		rr.cloudTrail(w, ev)
-	default:
+	case kVaultReq, kVaultResp:
 		rr.vault(w, ev)
+	default:
+		rr.renderPlatform(w, ev)
 	}
 	b := w.b
 	if ev.mal != 0 {
