@@ -3,7 +3,7 @@
 // method over the same events (`nhisentry decode`), scores both against the
 // labels with bench/quality and prints the two side by side.
 //
-//	go run ./bench/cmd/quality [--seed 1] [--days 14] [--train-days 4] [--all-scenarios] [--out DIR] [--bin PATH]
+//	go run ./bench/cmd/quality [--seed 1] [--days 14] [--train-days 4] [--all-scenarios] [--platform=true] [--out DIR] [--bin PATH]
 package main
 
 import (
@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/nhisentry/nhisentry/bench/gen"
@@ -40,6 +41,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Int64("seed", 1, "generator seed")
 	days := fs.Int("days", 14, "simulated days of telemetry")
 	all := fs.Bool("all-scenarios", false, "inject every scenario bench/gen knows, not only its four default ones")
+	platform := fs.Bool("platform", true, "also generate the platform's logs (Kubernetes audit, cert-manager, SPIRE, CT)")
 	trainDays := fs.Int("train-days", 4, "first days that only train; findings are scored from then on, for both methods")
 	out := fs.String("out", "", "keep the telemetry, labels.ndjson and findings.ndjson in this directory (default: a temporary one, removed at the end)")
 	bin := fs.String("bin", "", "nhisentry binary (default: built from ./cmd/nhisentry into the output directory)")
@@ -68,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	cfg := gen.Config{Seed: *seed, Start: start, Duration: time.Duration(*days) * 24 * time.Hour, Attacks: true}
+	cfg := gen.Config{Seed: *seed, Start: start, Duration: time.Duration(*days) * 24 * time.Hour, Attacks: true, Platform: *platform}
 	if *all {
 		cfg.Scenarios = gen.AllScenarios
 	}
@@ -86,7 +88,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// No --state: the scan learns from this run's telemetry only, even when
 	// --out is reused.
 	scanStart := time.Now()
-	findings, err := scan(*bin, dir, files, stderr)
+	conf := filepath.Join(dir, "nhisentry.yaml")
+	if err := os.WriteFile(conf, []byte(scanConfig), 0o644); err != nil {
+		return err
+	}
+	findings, err := scan(*bin, dir, conf, files, stderr)
 	if err != nil {
 		return err
 	}
@@ -109,6 +115,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return quality.WriteTable(stdout, methods)
 }
 
+// scanConfig is the configuration the scan runs with: the defaults, and
+// the organization's domain, without which the shadow-certificate check
+// (issuance_use) has no names to watch in Certificate Transparency.
+const scanConfig = "detect:\n  issuance_use:\n    org_domains: [" + gen.OrgDomain + "]\n"
+
 // generate writes one NDJSON file per format and the labels (NDJSON) into
 // dir, and returns the telemetry files, the labels and the record count.
 func generate(cfg gen.Config, dir string) ([]string, []gen.Label, int, error) {
@@ -118,7 +129,8 @@ func generate(cfg gen.Config, dir string) ([]string, []gen.Label, int, error) {
 	}
 	out := map[string]file{}
 	var names []string
-	for _, format := range gen.Formats {
+	all := slices.Concat(gen.Formats, gen.PlatformFormats)
+	for _, format := range all {
 		name := filepath.Join(dir, format+".ndjson")
 		f, err := os.Create(name)
 		if err != nil {
@@ -126,12 +138,13 @@ func generate(cfg gen.Config, dir string) ([]string, []gen.Label, int, error) {
 		}
 		defer f.Close()
 		out[format] = file{f, bufio.NewWriterSize(f, 256<<10)}
-		names = append(names, name)
 	}
 	records := 0
+	written := map[string]bool{}
 	labels, err := gen.Generate(cfg, func(r gen.Record) error {
 		w := out[r.Format].w
 		records++
+		written[r.Format] = true
 		if _, err := w.Write(r.Value); err != nil {
 			return err
 		}
@@ -140,13 +153,22 @@ func generate(cfg gen.Config, dir string) ([]string, []gen.Label, int, error) {
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("generate: %w", err)
 	}
-	for _, format := range gen.Formats {
+	for _, format := range all {
 		if err := out[format].w.Flush(); err != nil {
 			return nil, nil, 0, fmt.Errorf("write %s: %w", format, err)
 		}
 		if err := out[format].f.Close(); err != nil {
 			return nil, nil, 0, fmt.Errorf("write %s: %w", format, err)
 		}
+		name := filepath.Join(dir, format+".ndjson")
+		if !written[format] {
+			// Not asked for: no empty file for the scan to read.
+			if err := os.Remove(name); err != nil {
+				return nil, nil, 0, err
+			}
+			continue
+		}
+		names = append(names, name)
 	}
 	lf, err := os.Create(filepath.Join(dir, "labels.ndjson"))
 	if err != nil {
@@ -159,16 +181,17 @@ func generate(cfg gen.Config, dir string) ([]string, []gen.Label, int, error) {
 	return names, labels, records, lf.Close()
 }
 
-// scan runs `nhisentry scan`, keeping its findings in dir/findings.ndjson,
-// and reads them back. Its summary goes to stderr.
-func scan(bin, dir string, files []string, stderr io.Writer) ([]schemas.Finding, error) {
+// scan runs `nhisentry scan` with the configuration file conf, keeping its
+// findings in dir/findings.ndjson, and reads them back. Its summary goes to
+// stderr.
+func scan(bin, dir, conf string, files []string, stderr io.Writer) ([]schemas.Finding, error) {
 	name := filepath.Join(dir, "findings.ndjson")
 	f, err := os.Create(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if err := command(stderr, f, bin, append([]string{"scan"}, files...)...); err != nil {
+	if err := command(stderr, f, bin, append([]string{"scan", "--config", conf}, files...)...); err != nil {
 		return nil, fmt.Errorf("nhisentry scan: %w", err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
