@@ -42,6 +42,10 @@ type KafkaConfig struct {
 	Inputs          []InputConfig `yaml:"inputs"`
 	FindingsTopic   string        `yaml:"findings_topic"`
 	DeadLetterTopic string        `yaml:"dead_letter_topic"`
+	// RepartitionTopic, when set, scales detection out: decoded events go
+	// to this topic keyed by identity and are detected by the member of
+	// group <group_id>.detect that holds the identity's partition.
+	RepartitionTopic string `yaml:"repartition_topic"`
 	// StartFrom is where a new consumer group starts: earliest or latest.
 	StartFrom string        `yaml:"start_from"`
 	BatchSize int           `yaml:"batch_size"`
@@ -157,6 +161,7 @@ var envOverrides = []struct {
 }{
 	{"NHI_KAFKA_BROKERS", func(c *Config, v string) error { c.Kafka.Brokers = strings.Split(v, ","); return nil }},
 	{"NHI_KAFKA_GROUP_ID", func(c *Config, v string) error { c.Kafka.GroupID = v; return nil }},
+	{"NHI_KAFKA_REPARTITION_TOPIC", func(c *Config, v string) error { c.Kafka.RepartitionTopic = v; return nil }},
 	{"NHI_CLICKHOUSE_ADDR", func(c *Config, v string) error { c.ClickHouse.Addr = v; return nil }},
 	{"NHI_CLICKHOUSE_DATABASE", func(c *Config, v string) error { c.ClickHouse.Database = v; return nil }},
 	{"NHI_CLICKHOUSE_USERNAME", func(c *Config, v string) error { c.ClickHouse.Username = v; return nil }},
@@ -252,13 +257,21 @@ func (c *Config) validate() []error {
 			bad(field+".format", "%v", err)
 		}
 	}
-	for _, t := range []struct{ field, topic string }{
-		{"kafka.findings_topic", c.Kafka.FindingsTopic}, {"kafka.dead_letter_topic", c.Kafka.DeadLetterTopic},
+	for _, t := range []struct {
+		field, topic string
+		optional     bool
+	}{
+		{"kafka.findings_topic", c.Kafka.FindingsTopic, false}, {"kafka.dead_letter_topic", c.Kafka.DeadLetterTopic, false},
+		{"kafka.repartition_topic", c.Kafka.RepartitionTopic, true},
 	} {
-		if t.topic == "" {
+		switch {
+		case t.topic == "" && !t.optional:
 			bad(t.field, "required")
-		} else if seen[t.topic] {
-			bad(t.field, "topic %q is also an input", t.topic)
+		case t.topic != "" && seen[t.topic]:
+			bad(t.field, "topic %q is also an input or another of these topics", t.topic)
+		}
+		if t.topic != "" {
+			seen[t.topic] = true
 		}
 	}
 	if c.Kafka.StartFrom != "earliest" && c.Kafka.StartFrom != "latest" {

@@ -32,26 +32,31 @@ import (
 // service is the whole pipeline of `nhisentry run`: Kafka in, decoders,
 // ClickHouse, detectors and rules, findings out.
 type service struct {
-	cfg      Config
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	store    *chstore.Store
-	source   *kafkasrc.Source
-	dlq      *kafkasrc.DeadLetters
-	findings *kafkasink.Sink
-	engine   *engine.Engine
-	rules    *rules.Engine
-	decoders map[string]ingest.Decoder
-	linker   *ingest.Linker
-	cache    *baseline.Cache
-	rebuild  *baseline.Rebuilder
-	outputs  []outputs.Configured
-	forward  []*outputs.Forwarder
-	fwdSrc   []*kafkasrc.Source
-	lag      *outputs.Lag
-	respond  *response.Responder
-	closeRsp func()
-	ready    atomic.Bool
+	cfg    Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	store  *chstore.Store
+	source *kafkasrc.Source
+	dlq    *kafkasrc.DeadLetters
+	// With a repartition topic: the ingest stage's handler, and the
+	// detector stage's input with the partitions it owns.
+	repart    *kafkasrc.Repartitioner
+	detectSrc *kafkasrc.Partitioned
+	owner     *owner
+	findings  *kafkasink.Sink
+	engine    *engine.Engine
+	rules     *rules.Engine
+	decoders  map[string]ingest.Decoder
+	linker    *ingest.Linker
+	cache     *baseline.Cache
+	rebuild   *baseline.Rebuilder
+	outputs   []outputs.Configured
+	forward   []*outputs.Forwarder
+	fwdSrc    []*kafkasrc.Source
+	lag       *outputs.Lag
+	respond   *response.Responder
+	closeRsp  func()
+	ready     atomic.Bool
 }
 
 // newService connects to ClickHouse, applies the schema, loads the baselines
@@ -101,6 +106,9 @@ func (s *service) start(ctx context.Context) error {
 		return err
 	}
 	required := append(topics, cfg.Kafka.FindingsTopic, cfg.Kafka.DeadLetterTopic)
+	if cfg.Kafka.RepartitionTopic != "" {
+		required = append(required, cfg.Kafka.RepartitionTopic)
+	}
 	if cfg.Respond.Enabled {
 		required = append(required, cfg.Respond.Topic)
 	}
@@ -118,6 +126,17 @@ func (s *service) start(ctx context.Context) error {
 		return err
 	}
 	s.cache = baseline.NewCache(baseline.CacheOptions{Budget: cfg.Baseline.CacheBudget, Classes: cfg.Baseline.Classes, Loader: store})
+	if cfg.Kafka.RepartitionTopic != "" {
+		n, err := kafkasrc.Partitions(ctx, cluster, cfg.Kafka.RepartitionTopic)
+		if err != nil {
+			s.close()
+			return err
+		}
+		// Nothing is owned until the group assigns partitions; each
+		// partition's baselines are then loaded as its events arrive.
+		s.owner = newOwner(n, s.reg)
+		s.cache.Own(s.owner.owns)
+	}
 	rebuild := cfg.Baseline.Rebuild
 	rebuild.Observe = rebuildMetrics(s.reg)
 	rebuild.Clock = func() time.Time {
@@ -134,9 +153,11 @@ func (s *service) start(ctx context.Context) error {
 		s.close()
 		return err
 	}
-	if err := s.cache.Load(ctx); err != nil {
-		s.close()
-		return err
+	if s.owner == nil {
+		if err := s.cache.Load(ctx); err != nil {
+			s.close()
+			return err
+		}
 	}
 	registerCacheMetrics(s.reg, s.cache)
 	log.Info("baselines loaded", "identities", s.cache.Len(), "took", time.Since(start).Round(time.Millisecond))
@@ -186,8 +207,55 @@ func (s *service) start(ctx context.Context) error {
 		s.close()
 		return err
 	}
+	if s.owner != nil {
+		if err := s.openRepartition(cluster); err != nil {
+			s.close()
+			return err
+		}
+	}
 	s.ready.Store(true)
 	return nil
+}
+
+// openRepartition opens both ends of the repartition topic: the writer the
+// ingest stage hands its events to, and the detector stage's group member,
+// whose handovers go through ClickHouse. A member giving up partitions
+// first rolls up and rebuilds the baselines from the events it stored, then
+// forgets those identities; the member receiving them loads each identity's
+// rebuilt baseline before detecting its first event (Cache.Prepare). The
+// group waits for the giving side, so no identity is ever detected in two
+// places or from stale state.
+func (s *service) openRepartition(cluster kafkasrc.Cluster) error {
+	cfg := s.cfg.Kafka
+	var err error
+	if s.repart, err = kafkasrc.NewRepartitioner(cluster, cfg.RepartitionTopic, ingest.Backoff{}, s.log); err != nil {
+		return err
+	}
+	s.detectSrc, err = kafkasrc.NewPartitioned(kafkasrc.PartitionedConfig{
+		Cluster: cluster, GroupID: cfg.GroupID + ".detect", Topic: cfg.RepartitionTopic,
+		BatchSize: cfg.BatchSize, Linger: cfg.Linger, StartFirst: cfg.StartFrom == "earliest",
+		OnAssigned: func(_ context.Context, parts []int) {
+			s.owner.set(parts, true)
+			s.cache.Own(s.owner.owns)
+			s.log.Info("detecting for repartition partitions", "assigned", parts, "owned", s.owner.list())
+		},
+		OnRevoked: func(ctx context.Context, parts []int) {
+			start := time.Now()
+			flush, cancel := context.WithTimeout(ctx, s.cfg.Pipeline.DrainTimeout)
+			_, err := s.rebuild.Rebuild(flush, false)
+			cancel()
+			if err != nil {
+				// The next owner then loads the previous baselines; the events
+				// are stored, and the next rebuild anywhere learns them.
+				s.log.Warn("handover: baseline rebuild failed", "err", err)
+			}
+			s.owner.set(parts, false)
+			dropped := s.cache.Own(s.owner.owns)
+			s.log.Info("handed over repartition partitions", "revoked", parts, "identities", dropped,
+				"owned", s.owner.list(), "took", time.Since(start).Round(time.Millisecond))
+		},
+	}, s.log)
+	return err
 }
 
 // openOutputs opens the configured outputs, each with a Forwarder that
@@ -295,17 +363,47 @@ func (s *service) run(ctx context.Context, onBatch func(ingest.Stats)) (ingest.S
 	if s.respond != nil {
 		go s.respond.RunRetries(bg, 2*time.Second)
 	}
-	st, err := ingest.Run(ctx, ingest.RunOptions{
-		Source: s.source, Decoders: s.decoders, DeadLetter: s.dlq, Linker: s.linker, Handler: s.engine,
-		Logger: s.log, Registerer: s.reg, OnBatch: onBatch,
-		MaxRecordBytes: s.cfg.Pipeline.MaxRecordBytes, DrainTimeout: s.cfg.Pipeline.DrainTimeout,
-	})
+	st, err := s.consume(ctx, onBatch)
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Pipeline.DrainTimeout)
 	defer cancel()
 	if _, rerr := s.rebuild.Rebuild(final, false); rerr != nil {
 		s.log.Warn("final baseline rebuild failed; the next start rebuilds", "err", rerr)
 	}
 	return st, err
+}
+
+// consume runs the pipeline until ctx ends: one loop from the input topics
+// through detection, or, with a repartition topic, an ingest loop into it
+// and a detector loop out of it. It returns the ingest loop's counts.
+func (s *service) consume(ctx context.Context, onBatch func(ingest.Stats)) (ingest.Stats, error) {
+	in := ingest.RunOptions{
+		Source: s.source, Decoders: s.decoders, DeadLetter: s.dlq, Linker: s.linker, Handler: s.engine,
+		Logger: s.log, Registerer: s.reg, OnBatch: onBatch,
+		MaxRecordBytes: s.cfg.Pipeline.MaxRecordBytes, DrainTimeout: s.cfg.Pipeline.DrainTimeout,
+	}
+	if s.detectSrc == nil {
+		return ingest.Run(ctx, in)
+	}
+	detect := in
+	detect.Source, detect.Handler, detect.Linker, detect.OnBatch = s.detectSrc, s.engine, nil, nil
+	detect.Decoders = map[string]ingest.Decoder{s.cfg.Kafka.RepartitionTopic: kafkasrc.EventDecoder{}}
+	detect.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"stage": "detect"}, s.reg)
+	detect.Logger = s.log.With("stage", "detect")
+	in.Handler = s.repart
+	in.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"stage": "ingest"}, s.reg)
+	// Either loop failing stops both: the failed one's batch is not
+	// committed and is read again after a restart.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	detected := make(chan error, 1)
+	go func() {
+		_, err := ingest.Run(ctx, detect)
+		stop()
+		detected <- err
+	}()
+	st, err := ingest.Run(ctx, in)
+	stop()
+	return st, errors.Join(err, <-detected)
 }
 
 // retain drops stored months older than the configured retention, hourly.
@@ -392,6 +490,12 @@ func (s *service) close() {
 	var closers []interface{ Close() error }
 	if s.source != nil {
 		closers = append(closers, s.source)
+	}
+	if s.detectSrc != nil {
+		closers = append(closers, s.detectSrc)
+	}
+	if s.repart != nil {
+		closers = append(closers, s.repart)
 	}
 	for _, src := range s.fwdSrc {
 		closers = append(closers, src)

@@ -58,6 +58,7 @@ func TestPartitionedHandsOverBetweenBatches(t *testing.T) {
 		t.Fatalf("partitions: %d, %v", n, err)
 	}
 
+	partitioner := kafkasrc.NewPartitioner(parts)
 	var handovers []string
 	var hmu sync.Mutex
 	start := func(name string) *member {
@@ -109,8 +110,8 @@ func TestPartitionedHandsOverBetweenBatches(t *testing.T) {
 			}
 			m.mu.Lock()
 			for i, ev := range evs {
-				if p := kafkasrc.PartitionOf(ev.Identity.ID, parts); p != batch[i].Partition || !m.owns[p] {
-					m.errs = append(m.errs, fmt.Sprintf("%s: event of %s on partition %d (PartitionOf %d), owned %v", m.name, ev.Identity.ID, batch[i].Partition, p, m.owns))
+				if p := partitioner.Of(ev.Identity.ID); p != batch[i].Partition || !m.owns[p] {
+					m.errs = append(m.errs, fmt.Sprintf("%s: event of %s on partition %d (Partitioner.Of %d), owned %v", m.name, ev.Identity.ID, batch[i].Partition, p, m.owns))
 				}
 				m.seen = append(m.seen, ev.ID)
 			}

@@ -66,15 +66,23 @@ func (r *Repartitioner) Handle(ctx context.Context, events []schemas.Event) erro
 // Close flushes and closes the writer.
 func (r *Repartitioner) Close() error { return r.w.Close() }
 
-// PartitionOf is the repartition topic's partition of identity when the
-// topic has n partitions: the partition the Repartitioner's writer picks for
-// it, computed by the same balancer.
-func PartitionOf(identity string, n int) int {
-	parts := make([]int, n)
-	for i := range parts {
-		parts[i] = i
+// Partitioner tells which partition of the repartition topic an identity's
+// events go to: the partition the Repartitioner's writer picks, computed by
+// the same balancer. It is safe for concurrent use.
+type Partitioner struct{ all []int }
+
+// NewPartitioner is the Partitioner of a topic with n partitions.
+func NewPartitioner(n int) Partitioner {
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
 	}
-	return (&kafka.Hash{}).Balance(kafka.Message{Key: []byte(identity)}, parts...)
+	return Partitioner{all: all}
+}
+
+// Of is identity's partition.
+func (p Partitioner) Of(identity string) int {
+	return (&kafka.Hash{}).Balance(kafka.Message{Key: []byte(identity)}, p.all...)
 }
 
 // EventDecoder decodes the repartition topic's records. The events keep the
