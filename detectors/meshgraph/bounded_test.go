@@ -12,4 +12,10 @@ func TestStateStaysBounded(t *testing.T) {
 	if d.state.Len() != 100 {
 		t.Fatalf("state holds %d keys, limit 100", d.state.Len())
 	}
+	for i := range 10_000 {
+		d.served.Put(key(keyServed, "peer", "route", int64(i)), callers{})
+	}
+	if d.served.Len() != 100 {
+		t.Fatalf("served routes hold %d keys, limit 100", d.served.Len())
+	}
 }

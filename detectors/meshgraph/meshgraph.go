@@ -11,7 +11,11 @@
 // edges (an identity whose logs never named a peer has no graph to deviate
 // from), and its edge set has not grown for StableFor (default 72h). This is
 // finer than the new_value finding on DimPeer: a new route to a known peer is
-// a new edge too. The set is judged as it was before the hour's first
+// a new edge too, except when that peer already served the route to another
+// caller: a route of the peer's API that others use, reached over a
+// relationship the identity already has, is how a service's use of its
+// dependencies grows (a release calling one more endpoint), not a move
+// across the graph, so it is learned without a finding. The set is judged as it was before the hour's first
 // reported edge, so the first edge of an attack does not make the next ones
 // look like a growing set; at most MaxEdgeFindingsPerHour (default 5) edges
 // are reported per identity and hour, the rest are learned silently (a route
@@ -55,7 +59,10 @@
 // evicted first, which (identity, domain) pairs and (identity, hour) denial
 // bursts it has reported and how many edges it has reported per (identity,
 // hour). An evicted key can only repeat a finding, with the same
-// deterministic id, which the engine's suppression drops. Detect must be
+// deterministic id, which the engine's suppression drops. A second set of
+// at most MaxState keys remembers, per (peer, route) served successfully,
+// its first caller and whether another one followed; an evicted route only
+// makes its next new caller's edge reported as if the route were unshared. Detect must be
 // called from one goroutine, as the engine does.
 package meshgraph
 
@@ -165,6 +172,7 @@ type Detector struct {
 	cfg     Config
 	trusted []string // lower-cased
 	state   *bounded.FIFO[uint64, memo]
+	served  *bounded.FIFO[uint64, callers] // by key(keyServed, peer, route)
 	// edge is scratch for the DimEdge value of the event.
 	edge []byte
 }
@@ -176,9 +184,16 @@ type memo struct {
 	since int64 // Unix seconds
 }
 
+// callers is who a peer served a route to: the first caller (a hash of its
+// id) and whether any other followed.
+type callers struct {
+	first  uint64
+	shared bool
+}
+
 // New builds the detector; cfg must have passed Validate.
 func New(cfg Config) *Detector {
-	d := &Detector{cfg: cfg, state: bounded.NewFIFO[uint64, memo](cfg.MaxState)}
+	d := &Detector{cfg: cfg, state: bounded.NewFIFO[uint64, memo](cfg.MaxState), served: bounded.NewFIFO[uint64, callers](cfg.MaxState)}
 	for _, td := range cfg.TrustedDomains {
 		d.trusted = append(d.trusted, strings.ToLower(td))
 	}
@@ -197,6 +212,7 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 	dst = d.trustDomains(in, dst)
 	if ev.Target.Peer != "" {
 		dst = d.newEdge(in, dst)
+		d.serve(ev)
 	}
 	if ev.Outcome.Result == schemas.ResultDenied {
 		dst = d.denialBurst(in, dst)
@@ -209,6 +225,7 @@ const (
 	keyDomain byte = iota + 1
 	keyEdgeHour
 	keyDenyHour
+	keyServed
 )
 
 var seed = maphash.MakeSeed()
@@ -329,6 +346,29 @@ func (d *Detector) edgeValue(ev *schemas.Event) string {
 	return unsafe.String(unsafe.SliceData(d.edge), len(d.edge))
 }
 
+// serve records that ev's peer served ev's route to ev's identity; a call
+// that did not succeed proves nothing about the peer's API.
+func (d *Detector) serve(ev *schemas.Event) {
+	if ev.Outcome.Result != schemas.ResultSuccess {
+		return
+	}
+	k, caller := key(keyServed, ev.Target.Peer, ev.Action, 0), key(keyServed, ev.Identity.ID, "", 0)
+	c, ok := d.served.Get(k)
+	switch {
+	case !ok:
+		d.served.Put(k, callers{first: caller})
+	case !c.shared && c.first != caller:
+		d.served.Put(k, callers{first: c.first, shared: true})
+	}
+}
+
+// servedToOthers reports whether ev's peer has served ev's route to a
+// caller other than ev's identity.
+func (d *Detector) servedToOthers(ev *schemas.Event) bool {
+	c, ok := d.served.Get(key(keyServed, ev.Target.Peer, ev.Action, 0))
+	return ok && (c.shared || c.first != key(keyServed, ev.Identity.ID, "", 0))
+}
+
 func (d *Detector) newEdge(in *detectors.Input, dst []schemas.Finding) []schemas.Finding {
 	if in.Learning || in.Relearning {
 		return dst
@@ -337,6 +377,10 @@ func (d *Detector) newEdge(in *detectors.Input, dst []schemas.Finding) []schemas
 	edges := p.KnownCount(baseline.DimEdge)
 	if edges < d.cfg.MinEdges || p.Knows(baseline.DimEdge, d.edgeValue(ev)) {
 		return dst
+	}
+	newPeer := !p.Knows(baseline.DimPeer, ev.Target.Peer)
+	if !newPeer && d.servedToOthers(ev) {
+		return dst // a known peer's route that others use: learned, see the package doc
 	}
 	k := key(keyEdgeHour, ev.Identity.ID, "", in.Window.Hour)
 	m, burst := d.state.Get(k)
@@ -355,7 +399,6 @@ func (d *Detector) newEdge(in *detectors.Input, dst []schemas.Finding) []schemas
 	m.n++
 	d.state.Put(k, m)
 
-	newPeer := !p.Knows(baseline.DimPeer, ev.Target.Peer)
 	score := 50 + 25*min(1, stable.Hours()/(2*d.cfg.StableFor.Hours()))
 	peerText := "a known peer"
 	if newPeer {

@@ -107,14 +107,23 @@ func TestNewEdge(t *testing.T) {
 		action     string
 		family     schemas.Family
 		relearning bool
-		wantSev    schemas.Severity
-		minScore   int
+		// served: another caller's earlier call of the same peer and
+		// route, with this result.
+		served   schemas.Result
+		wantSev  schemas.Severity
+		minScore int
 	}{
 		{name: "known edge", profile: week, peer: cart, action: "GET /v1/cart/{id}"},
 		{name: "new route to a known peer", profile: week, peer: payments, action: "POST /v1/refunds",
 			wantSev: schemas.SeverityMedium, minScore: 75},
+		{name: "new route to a known peer, served to others", profile: week, peer: payments, action: "POST /v1/refunds",
+			served: schemas.ResultSuccess},
+		{name: "new route to a known peer, refused to others", profile: week, peer: payments, action: "POST /v1/refunds",
+			served: schemas.ResultDenied, wantSev: schemas.SeverityMedium, minScore: 75},
 		{name: "lateral movement to a new peer", profile: week, peer: ledger, action: "GET /v1/accounts/{id}",
 			wantSev: schemas.SeverityHigh, minScore: 100},
+		{name: "lateral movement to a new peer, on a route it serves to others", profile: week, peer: ledger, action: "GET /v1/accounts/{id}",
+			served: schemas.ResultSuccess, wantSev: schemas.SeverityHigh, minScore: 100},
 		{name: "still learning", profile: young, peer: ledger, action: "GET /v1/accounts/{id}"},
 		{name: "re-learning after a deploy", profile: week, peer: ledger, action: "GET /v1/accounts/{id}", relearning: true},
 		{name: "edge set still growing", profile: growing, peer: payments, action: "POST /v1/refunds"},
@@ -124,6 +133,13 @@ func TestNewEdge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := meshgraph.New(meshgraph.DefaultConfig())
+			if tt.served != "" {
+				other := schemas.Identity{ID: "spiffe://prod.example/ns/shop/sa/checkout", Kind: schemas.KindWorkload}
+				prior := meshEvent(other, now.Add(-time.Hour), tt.peer, tt.action, tt.served)
+				if f := detect(d, &baseline.Profile{Identity: other}, &prior, false); len(f) != 0 {
+					t.Fatalf("the other caller's call raised %+v", f)
+				}
+			}
 			ev := meshEvent(frontend, now, tt.peer, tt.action, schemas.ResultSuccess)
 			if tt.family != "" {
 				ev.Source.Family = tt.family

@@ -16,6 +16,13 @@
 // actions and peers are learned, not reported, while a sensitive first use
 // still is.
 //
+// A mesh call's action (its route) on a logged upstream peer is not judged
+// here: the mesh-graph detector judges the (peer, route) edge, which is the
+// finer value, and knows whether the peer serves that route to others; a
+// second "new action" finding for the same call would only repeat it, or
+// report what that detector learned on purpose. The peer itself still is a
+// dimension here.
+//
 // Severity follows the score: ≥ 80 high, ≥ 60 medium, else low. Values
 // scoring below MinScore (default 60: a plain value in a set that grew within
 // the last days) are learned without a finding: for machines whose
@@ -126,6 +133,9 @@ func (d *Detector) Detect(in *detectors.Input, dst []schemas.Finding) []schemas.
 	}
 	p, ev := in.Profile, in.Event
 	for _, dim := range d.dims {
+		if dim == baseline.DimAction && ev.Source.Family == schemas.FamilyMesh && ev.Target.Peer != "" {
+			continue // the mesh-graph detector's edge, see the package doc
+		}
 		v := baseline.Value(ev, dim)
 		if v == "" || p.Knows(dim, v) {
 			continue

@@ -87,6 +87,28 @@ func TestNewValue(t *testing.T) {
 			t.Fatalf("a sensitive first use during re-learning: %+v", got)
 		}
 	})
+	t.Run("a mesh route on a logged peer is the mesh graph's edge", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, peer string
+			want       int
+		}{
+			{"peer logged", "spiffe://prod.example/ns/pay/sa/payments", 0},
+			{"no peer logged", "", 1},
+		} {
+			ev := detectortest.Event(now, "POST /v1/refunds", "10.20.1.7")
+			ev.Source.Family, ev.Target.Peer = schemas.FamilyMesh, tt.peer
+			got := d.Detect(detectortest.Input(week, &ev), nil)
+			var actions int
+			for _, f := range got {
+				if strings.HasPrefix(f.Analysis.Observed, "action=") {
+					actions++
+				}
+			}
+			if actions != tt.want {
+				t.Errorf("%s: %d new-action findings, want %d: %+v", tt.name, actions, tt.want, got)
+			}
+		}
+	})
 	t.Run("quiet while learning", func(t *testing.T) {
 		ev := detectortest.Event(now, "iam:CreateAccessKey", "203.0.113.9")
 		if got := d.Detect(detectortest.Input(young, &ev), nil); len(got) != 0 {
