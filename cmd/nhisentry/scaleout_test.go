@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -118,6 +119,22 @@ func (in *instance) detected(t *testing.T) float64 {
 		}
 	}
 	return sum
+}
+
+// gauge is the value of an unlabelled gauge in reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 func (in *instance) end(t *testing.T) {
@@ -236,6 +253,11 @@ func TestScaleOutSplitsIdentitiesAcrossARebalance(t *testing.T) {
 	ref := startInstance(t, one)
 	finish(one, ref)
 
+	for name, in := range map[string]*instance{"a": a, "b": b} {
+		if lag := gauge(t, in.svc.reg, "nhi_detect_consumer_lag"); lag != 0 {
+			t.Errorf("instance %s: nhi_detect_consumer_lag %v once drained", name, lag)
+		}
+	}
 	if a.detected(t) == 0 || b.detected(t) == 0 {
 		t.Errorf("detected events: a %v, b %v; the group must split the identities", a.detected(t), b.detected(t))
 	}

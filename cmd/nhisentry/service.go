@@ -231,8 +231,13 @@ func (s *service) openRepartition(cluster kafkasrc.Cluster) error {
 	if s.repart, err = kafkasrc.NewRepartitioner(cluster, cfg.RepartitionTopic, ingest.Backoff{}, s.log); err != nil {
 		return err
 	}
+	lag := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nhi_detect_consumer_lag",
+		Help: "Records of the repartition topic behind the newest offset on the partitions this instance detects for.",
+	})
+	s.reg.MustRegister(lag)
 	s.detectSrc, err = kafkasrc.NewPartitioned(kafkasrc.PartitionedConfig{
-		Cluster: cluster, GroupID: cfg.GroupID + ".detect", Topic: cfg.RepartitionTopic,
+		Cluster: cluster, GroupID: cfg.GroupID + ".detect", Topic: cfg.RepartitionTopic, Lag: lag,
 		BatchSize: cfg.BatchSize, Linger: cfg.Linger, StartFirst: cfg.StartFrom == "earliest",
 		OnAssigned: func(_ context.Context, parts []int) {
 			s.owner.set(parts, true)

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,6 +34,9 @@ type PartitionedConfig struct {
 	// too, when the group expelled it), after the last batch fetched from
 	// them was committed and before any other member may read them.
 	OnRevoked func(ctx context.Context, partitions []int)
+	// Lag, if set, receives the records behind the newest offset over the
+	// partitions this member holds, after every fetch.
+	Lag prometheus.Gauge
 }
 
 // Partitioned is a consumer-group member of one topic that tells its owner
@@ -46,6 +52,10 @@ type Partitioned struct {
 	cfg     PartitionedConfig
 	log     *slog.Logger
 	pending []*kgo.Record
+	// lag is, per partition held, the records behind its high watermark
+	// after the last fetch; written by Fetch and the revoke callback.
+	lagMu sync.Mutex
+	lag   map[int32]int64
 }
 
 // NewPartitioned joins the consumer group.
@@ -69,7 +79,7 @@ func NewPartitioned(cfg PartitionedConfig, log *slog.Logger) (*Partitioned, erro
 	if cfg.Linger <= 0 {
 		cfg.Linger = 50 * time.Millisecond
 	}
-	p := &Partitioned{cfg: cfg, log: log}
+	p := &Partitioned{cfg: cfg, log: log, lag: map[int32]int64{}}
 	reset := kgo.NewOffset().AtEnd()
 	if cfg.StartFirst {
 		reset = kgo.NewOffset().AtStart()
@@ -105,6 +115,11 @@ func (p *Partitioned) revoked(ctx context.Context, m map[string][]int32, how str
 	if len(parts) == 0 {
 		return
 	}
+	p.lagMu.Lock()
+	for _, id := range parts {
+		delete(p.lag, int32(id))
+	}
+	p.lagMu.Unlock()
 	p.log.Info("repartition partitions "+how, "topic", p.cfg.Topic, "partitions", parts)
 	if p.cfg.OnRevoked != nil {
 		p.cfg.OnRevoked(ctx, parts)
@@ -162,7 +177,21 @@ func (p *Partitioned) poll(ctx context.Context) error {
 			p.log.Warn("kafka fetch", "topic", topic, "partition", partition, "err", err)
 		})
 		n := len(p.pending)
-		fs.EachRecord(func(r *kgo.Record) { p.pending = append(p.pending, r) })
+		p.lagMu.Lock()
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if k := len(fp.Records); k > 0 {
+				p.lag[fp.Partition] = fp.HighWatermark - fp.Records[k-1].Offset - 1
+			}
+			p.pending = append(p.pending, fp.Records...)
+		})
+		if p.cfg.Lag != nil {
+			total := int64(0)
+			for _, l := range p.lag {
+				total += l
+			}
+			p.cfg.Lag.Set(float64(total))
+		}
+		p.lagMu.Unlock()
 		if len(p.pending) > n {
 			return nil
 		}

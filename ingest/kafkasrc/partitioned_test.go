@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/nhisentry/nhisentry/ingest"
@@ -22,10 +24,13 @@ import (
 type member struct {
 	name string
 	src  *kafkasrc.Partitioned
-	mu   sync.Mutex
-	owns map[int]bool
-	seen []string
-	errs []string
+	lag  prometheus.Gauge
+	// maxLag is the largest lag seen after a fetch.
+	maxLag float64
+	mu     sync.Mutex
+	owns   map[int]bool
+	seen   []string
+	errs   []string
 	// log is shared by all members: the order of handovers and batches.
 	log *[]string
 	lmu *sync.Mutex
@@ -62,9 +67,9 @@ func TestPartitionedHandsOverBetweenBatches(t *testing.T) {
 	var handovers []string
 	var hmu sync.Mutex
 	start := func(name string) *member {
-		m := &member{name: name, owns: map[int]bool{}, log: &handovers, lmu: &hmu}
+		m := &member{name: name, owns: map[int]bool{}, log: &handovers, lmu: &hmu, lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lag"})}
 		m.src, err = kafkasrc.NewPartitioned(kafkasrc.PartitionedConfig{
-			Cluster: cluster, GroupID: "detect", Topic: "nhi.events", StartFirst: true, BatchSize: 50, Linger: 10 * time.Millisecond,
+			Cluster: cluster, GroupID: "detect", Topic: "nhi.events", StartFirst: true, BatchSize: 50, Linger: 10 * time.Millisecond, Lag: m.lag,
 			OnAssigned: func(_ context.Context, ps []int) {
 				m.mu.Lock()
 				for _, p := range ps {
@@ -109,6 +114,7 @@ func TestPartitionedHandsOverBetweenBatches(t *testing.T) {
 				}
 			}
 			m.mu.Lock()
+			m.maxLag = max(m.maxLag, testutil.ToFloat64(m.lag))
 			for i, ev := range evs {
 				if p := partitioner.Of(ev.Identity.ID); p != batch[i].Partition || !m.owns[p] {
 					m.errs = append(m.errs, fmt.Sprintf("%s: event of %s on partition %d (Partitioner.Of %d), owned %v", m.name, ev.Identity.ID, batch[i].Partition, p, m.owns))
@@ -179,6 +185,9 @@ func TestPartitionedHandsOverBetweenBatches(t *testing.T) {
 
 	var got []string
 	for _, m := range []*member{a, b} {
+		if l := testutil.ToFloat64(m.lag); l != 0 || m.maxLag == 0 {
+			t.Errorf("member %s: lag %v after everything was processed, at most %v before", m.name, l, m.maxLag)
+		}
 		for _, e := range m.errs {
 			t.Error(e)
 		}
