@@ -46,6 +46,10 @@ type KafkaConfig struct {
 	// to this topic keyed by identity and are detected by the member of
 	// group <group_id>.detect that holds the identity's partition.
 	RepartitionTopic string `yaml:"repartition_topic"`
+	// LinksTopic carries every credential issuance to every instance, so a
+	// credential issued where one instance reads is resolved where another
+	// reads its use. Required with RepartitionTopic; make it compacted.
+	LinksTopic string `yaml:"links_topic"`
 	// StartFrom is where a new consumer group starts: earliest or latest.
 	StartFrom string        `yaml:"start_from"`
 	BatchSize int           `yaml:"batch_size"`
@@ -162,6 +166,7 @@ var envOverrides = []struct {
 	{"NHI_KAFKA_BROKERS", func(c *Config, v string) error { c.Kafka.Brokers = strings.Split(v, ","); return nil }},
 	{"NHI_KAFKA_GROUP_ID", func(c *Config, v string) error { c.Kafka.GroupID = v; return nil }},
 	{"NHI_KAFKA_REPARTITION_TOPIC", func(c *Config, v string) error { c.Kafka.RepartitionTopic = v; return nil }},
+	{"NHI_KAFKA_LINKS_TOPIC", func(c *Config, v string) error { c.Kafka.LinksTopic = v; return nil }},
 	{"NHI_CLICKHOUSE_ADDR", func(c *Config, v string) error { c.ClickHouse.Addr = v; return nil }},
 	{"NHI_CLICKHOUSE_DATABASE", func(c *Config, v string) error { c.ClickHouse.Database = v; return nil }},
 	{"NHI_CLICKHOUSE_USERNAME", func(c *Config, v string) error { c.ClickHouse.Username = v; return nil }},
@@ -259,20 +264,26 @@ func (c *Config) validate() []error {
 	}
 	for _, t := range []struct {
 		field, topic string
-		optional     bool
+		required     bool
+		when         string
 	}{
-		{"kafka.findings_topic", c.Kafka.FindingsTopic, false}, {"kafka.dead_letter_topic", c.Kafka.DeadLetterTopic, false},
-		{"kafka.repartition_topic", c.Kafka.RepartitionTopic, true},
+		{"kafka.findings_topic", c.Kafka.FindingsTopic, true, ""},
+		{"kafka.dead_letter_topic", c.Kafka.DeadLetterTopic, true, ""},
+		{"kafka.repartition_topic", c.Kafka.RepartitionTopic, false, ""},
+		{"kafka.links_topic", c.Kafka.LinksTopic, c.Kafka.RepartitionTopic != "", " with kafka.repartition_topic"},
 	} {
 		switch {
-		case t.topic == "" && !t.optional:
-			bad(t.field, "required")
+		case t.topic == "" && t.required:
+			bad(t.field, "required%s", t.when)
 		case t.topic != "" && seen[t.topic]:
 			bad(t.field, "topic %q is also an input or another of these topics", t.topic)
 		}
 		if t.topic != "" {
 			seen[t.topic] = true
 		}
+	}
+	if c.Kafka.LinksTopic != "" && c.Kafka.RepartitionTopic == "" {
+		bad("kafka.links_topic", "only used with kafka.repartition_topic")
 	}
 	if c.Kafka.StartFrom != "earliest" && c.Kafka.StartFrom != "latest" {
 		bad("kafka.start_from", "want earliest or latest, got %q", c.Kafka.StartFrom)

@@ -66,6 +66,10 @@ log: {level: loud}
 			},
 		},
 		{name: "unknown key", yaml: "kafka:\n  brokerz: [x]\n", want: []string{"field brokerz not found"}},
+		{name: "scale-out without links", yaml: "kafka:\n  brokers: [b:9092]\n  inputs: [{topic: a, format: kong}]\n  repartition_topic: a\n",
+			want: []string{`kafka.repartition_topic: topic "a" is also an input`, "kafka.links_topic: required with kafka.repartition_topic"}},
+		{name: "links without scale-out", yaml: "kafka:\n  brokers: [b:9092]\n  inputs: [{topic: a, format: kong}]\n  links_topic: l\n",
+			want: []string{"kafka.links_topic: only used with kafka.repartition_topic"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

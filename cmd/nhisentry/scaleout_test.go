@@ -156,11 +156,12 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	}
 }
 
-// storedEventIDs is the set of event ids a reader of the events table sees,
+// storedEventIDs is the set of events a reader of the events table sees, as
+// "id identity" (so a credential linked to another identity differs),
 // failing on any id seen twice.
 func storedEventIDs(t *testing.T, s *chstore.Store) map[string]bool {
 	t.Helper()
-	rows, err := s.Conn().Query(context.Background(), "SELECT id FROM "+s.Database()+".events FINAL")
+	rows, err := s.Conn().Query(context.Background(), "SELECT concat(id, ' ', identity_id) FROM "+s.Database()+".events FINAL")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func findingRevisions(t *testing.T, brokers []string, topic string) map[string]b
 func TestScaleOutSplitsIdentitiesAcrossARebalance(t *testing.T) {
 	brokers := startBroker(t)
 	const repartition = 4
-	createTopics(t, brokers, repartition, "nhi.events.one", "nhi.events.two")
+	createTopics(t, brokers, repartition, "nhi.events.one", "nhi.events.two", "nhi.links.one", "nhi.links.two")
 	createTopics(t, brokers, 2, "nhi.findings.one", "nhi.dlq.one", "nhi.findings.two", "nhi.dlq.two")
 	recs := makeInput(t)
 	half := len(recs) / 2
@@ -226,6 +227,7 @@ func TestScaleOutSplitsIdentitiesAcrossARebalance(t *testing.T) {
 		// attacked identities, judged against a model the reference has
 		// not built yet) for that reason alone.
 		cfg.Kafka.RepartitionTopic = "nhi.events." + name
+		cfg.Kafka.LinksTopic = "nhi.links." + name
 		return cfg
 	}
 	finish := func(cfg Config, ins ...*instance) {
@@ -253,6 +255,11 @@ func TestScaleOutSplitsIdentitiesAcrossARebalance(t *testing.T) {
 	ref := startInstance(t, one)
 	finish(one, ref)
 
+	// Every instance resolves every credential, whichever saw its issuance.
+	waitFor(t, "both instances to hold every credential link", 20*time.Second, func() bool {
+		n := ref.svc.linker.Len()
+		return n > 0 && a.svc.linker.Len() == n && b.svc.linker.Len() == n
+	})
 	for name, in := range map[string]*instance{"a": a, "b": b} {
 		if lag := gauge(t, in.svc.reg, "nhi_detect_consumer_lag"); lag != 0 {
 			t.Errorf("instance %s: nhi_detect_consumer_lag %v once drained", name, lag)
@@ -264,7 +271,7 @@ func TestScaleOutSplitsIdentitiesAcrossARebalance(t *testing.T) {
 	refStore, store := openStore(t, one), openStore(t, two)
 	wantEvents, gotEvents := storedEventIDs(t, refStore), storedEventIDs(t, store)
 	if !equalSets(wantEvents, gotEvents) {
-		t.Errorf("stored events: %d on two instances, %d on one; the sets differ", len(gotEvents), len(wantEvents))
+		t.Errorf("stored events: %d on two instances, %d on one; the sets differ:\n%s", len(gotEvents), len(wantEvents), setDiff(wantEvents, gotEvents))
 	}
 	wantFindings, gotFindings := findingIDs(t, refStore), findingIDs(t, store)
 	if !equalSets(wantFindings, gotFindings) {
@@ -278,7 +285,8 @@ func TestScaleOutSplitsIdentitiesAcrossARebalance(t *testing.T) {
 		t.Errorf("findings topic holds %d finding ids, ClickHouse %d", len(sent), len(gotFindings))
 	}
 	findingRevisions(t, brokers, one.Kafka.FindingsTopic)
-	t.Logf("%d records, %d events, %d findings; detected by a %v, b %v", len(recs), len(gotEvents), len(gotFindings), a.detected(t), b.detected(t))
+	t.Logf("%d records, %d events, %d findings, %d credential links; detected by a %v, b %v",
+		len(recs), len(gotEvents), len(gotFindings), ref.svc.linker.Len(), a.detected(t), b.detected(t))
 }
 
 // setDiff lists what only want and only got hold, for a failure message.

@@ -41,6 +41,7 @@ type service struct {
 	// With a repartition topic: the ingest stage's handler, and the
 	// detector stage's input with the partitions it owns.
 	repart    *kafkasrc.Repartitioner
+	cluster   kafkasrc.Cluster
 	detectSrc *kafkasrc.Partitioned
 	owner     *owner
 	findings  *kafkasink.Sink
@@ -105,9 +106,10 @@ func (s *service) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.cluster = cluster
 	required := append(topics, cfg.Kafka.FindingsTopic, cfg.Kafka.DeadLetterTopic)
 	if cfg.Kafka.RepartitionTopic != "" {
-		required = append(required, cfg.Kafka.RepartitionTopic)
+		required = append(required, cfg.Kafka.RepartitionTopic, cfg.Kafka.LinksTopic)
 	}
 	if cfg.Respond.Enabled {
 		required = append(required, cfg.Respond.Topic)
@@ -228,7 +230,7 @@ func (s *service) start(ctx context.Context) error {
 func (s *service) openRepartition(cluster kafkasrc.Cluster) error {
 	cfg := s.cfg.Kafka
 	var err error
-	if s.repart, err = kafkasrc.NewRepartitioner(cluster, cfg.RepartitionTopic, ingest.Backoff{}, s.log); err != nil {
+	if s.repart, err = kafkasrc.NewRepartitioner(cluster, cfg.RepartitionTopic, cfg.LinksTopic, ingest.Backoff{}, s.log); err != nil {
 		return err
 	}
 	lag := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -368,6 +370,9 @@ func (s *service) run(ctx context.Context, onBatch func(ingest.Stats)) (ingest.S
 	if s.respond != nil {
 		go s.respond.RunRetries(bg, 2*time.Second)
 	}
+	if s.repart != nil {
+		go s.followLinks(bg)
+	}
 	st, err := s.consume(ctx, onBatch)
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Pipeline.DrainTimeout)
 	defer cancel()
@@ -375,6 +380,19 @@ func (s *service) run(ctx context.Context, onBatch func(ingest.Stats)) (ingest.S
 		s.log.Warn("final baseline rebuild failed; the next start rebuilds", "err", rerr)
 	}
 	return st, err
+}
+
+// followLinks adds to this instance's linker the credential issuances every
+// instance's ingest stage shares, until ctx ends.
+func (s *service) followLinks(ctx context.Context) {
+	err := kafkasrc.FollowLinks(ctx, s.cluster, s.cfg.Kafka.LinksTopic, s.log, func(ev *schemas.Event) {
+		if k, ok := ingest.LinkOf(ev); ok {
+			s.linker.Add(k)
+		}
+	})
+	if err != nil {
+		s.log.Error("links topic: not followed; credentials issued where other instances read are not resolved here", "err", err)
+	}
 }
 
 // consume runs the pipeline until ctx ends: one loop from the input topics

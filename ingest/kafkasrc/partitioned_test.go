@@ -53,7 +53,7 @@ func TestPartitionedHandsOverBetweenBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	log := slog.New(slog.DiscardHandler)
-	rp, err := kafkasrc.NewRepartitioner(cluster, "nhi.events", ingest.Backoff{}, log)
+	rp, err := kafkasrc.NewRepartitioner(cluster, "nhi.events", "", ingest.Backoff{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

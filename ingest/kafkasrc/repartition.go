@@ -2,11 +2,13 @@ package kafkasrc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	json "github.com/goccy/go-json"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -24,31 +26,56 @@ const FormatEvent = "nhisentry-event"
 // next.
 type Repartitioner struct {
 	w       *kafka.Writer
+	links   *kafka.Writer
 	backoff ingest.Backoff
 	log     *slog.Logger
 	msgs    []kafka.Message
 }
 
-// NewRepartitioner writes to topic.
-func NewRepartitioner(c Cluster, topic string, b ingest.Backoff, log *slog.Logger) (*Repartitioner, error) {
+// NewRepartitioner writes events to topic and, when linksTopic is set,
+// every issuance event to linksTopic too, keyed by its credential: the
+// issuance and the use of a credential can arrive at different instances,
+// and each instance's Linker follows that topic (FollowLinks).
+func NewRepartitioner(c Cluster, topic, linksTopic string, b ingest.Backoff, log *slog.Logger) (*Repartitioner, error) {
 	w, err := c.Writer(topic)
 	if err != nil {
 		return nil, err
 	}
-	if b.First <= 0 {
-		b = ingest.DefaultBackoff
+	r := &Repartitioner{w: w, backoff: b, log: log}
+	if r.backoff.First <= 0 {
+		r.backoff = ingest.DefaultBackoff
 	}
-	return &Repartitioner{w: w, backoff: b, log: log}, nil
+	if linksTopic != "" {
+		if r.links, err = c.Writer(linksTopic); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
-// Handle implements ingest.Handler. Writes are retried with backoff until
-// they succeed or ctx ends; a partial write sends the whole batch again,
-// which the detector stage recognises by the events' ids.
+// Handle implements ingest.Handler. The batch's links are written before
+// its events, so a credential's link is shared no later than its events
+// are detected. Writes are retried with backoff until they succeed or ctx
+// ends; a partial write sends the whole batch again, which the detector
+// stage recognises by the events' ids and the Linker by the issue times.
 func (r *Repartitioner) Handle(ctx context.Context, events []schemas.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	msgs := r.msgs[:0]
+	msgs, links := r.msgs[:0], 0
+	for i := range events {
+		ev := &events[i]
+		if r.links == nil || ev.Issuance == nil || ev.Issuance.Credential == "" {
+			continue
+		}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode issuance event %s for the links topic: %w", ev.ID, err)
+		}
+		msgs = append(msgs, kafka.Message{Key: []byte(ev.Issuance.Credential), Value: b})
+		links++
+	}
 	for i := range events {
 		ev := &events[i]
 		b, err := json.Marshal(ev)
@@ -58,13 +85,58 @@ func (r *Repartitioner) Handle(ctx context.Context, events []schemas.Event) erro
 		msgs = append(msgs, kafka.Message{Key: []byte(ev.Identity.ID), Value: b})
 	}
 	r.msgs = msgs
+	if links > 0 {
+		err := ingest.Retry(ctx, r.backoff, r.log, "links to "+r.links.Topic, nil, func() error {
+			return r.links.WriteMessages(ctx, msgs[:links]...)
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return ingest.Retry(ctx, r.backoff, r.log, "events to "+r.w.Topic, nil, func() error {
-		return r.w.WriteMessages(ctx, msgs...)
+		return r.w.WriteMessages(ctx, msgs[links:]...)
 	})
 }
 
-// Close flushes and closes the writer.
-func (r *Repartitioner) Close() error { return r.w.Close() }
+// FollowLinks reads the links topic from its start until ctx ends and gives
+// each issuance event to add (Linker.Add of its LinkOf), so that every
+// instance resolves every credential whichever instance saw its issuance.
+// Records that are not events are logged and skipped.
+func FollowLinks(ctx context.Context, c Cluster, topic string, log *slog.Logger, add func(*schemas.Event)) error {
+	cl, err := c.franz(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer cl.Close()
+	var dec EventDecoder
+	var evs []schemas.Event
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			log.Warn("kafka fetch", "topic", t, "partition", p, "err", err)
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			evs, err = dec.Decode(evs[:0], ingest.Record{Topic: r.Topic, Partition: int(r.Partition), Offset: r.Offset, Value: r.Value})
+			if err != nil {
+				log.Warn("links topic: not an event", "partition", r.Partition, "offset", r.Offset, "err", err)
+				return
+			}
+			add(&evs[0])
+		})
+	}
+}
+
+// Close flushes and closes the writers.
+func (r *Repartitioner) Close() error {
+	err := r.w.Close()
+	if r.links != nil {
+		err = errors.Join(err, r.links.Close())
+	}
+	return err
+}
 
 // Partitioner tells which partition of the repartition topic an identity's
 // events go to: the partition the Repartitioner's writer picks, computed by

@@ -1,10 +1,16 @@
 package kafkasrc_test
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	json "github.com/goccy/go-json"
 
@@ -103,4 +109,70 @@ func FuzzEventDecoder(f *testing.F) {
 			t.Fatalf("re-encoded event does not decode to itself: %v", err)
 		}
 	})
+}
+
+// TestLinksReachEveryInstance writes one batch with a credential issuance
+// through the Repartitioner of one instance: the linkers of two instances
+// following the links topic both resolve the credential, and only the
+// issuance goes to the links topic.
+func TestLinksReachEveryInstance(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "nhi.events", "nhi.links"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cluster := kafkasrc.Cluster{Brokers: c.ListenAddrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	rp, err := kafkasrc.NewRepartitioner(cluster, "nhi.events", "nhi.links", ingest.Backoff{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rp.Close()
+	at := time.Date(2026, 11, 9, 14, 0, 0, 0, time.UTC)
+	issued := schemas.Event{
+		ID: "vault-1", Time: schemas.At(at), Identity: schemas.Identity{ID: "vault:approle/billing", Kind: schemas.KindWorkload},
+		Issuance: &schemas.Issuance{Credential: "vault:accessor/abc", Subject: "vault:approle/billing", TTLSeconds: 3600},
+	}
+	used := schemas.Event{ID: "vault-2", Time: schemas.At(at.Add(time.Minute)), Identity: schemas.Identity{ID: "vault:approle/billing"}}
+	if err := rp.Handle(ctx, []schemas.Event{issued, used}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	linkers := []*ingest.Linker{ingest.NewLinker(0), ingest.NewLinker(0)}
+	follow, stop := context.WithCancel(ctx)
+	counts := make([]int, len(linkers))
+	for i, l := range linkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := kafkasrc.FollowLinks(follow, cluster, "nhi.links", log, func(ev *schemas.Event) {
+				counts[i]++
+				if k, ok := ingest.LinkOf(ev); ok {
+					l.Add(k)
+				}
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for _, l := range linkers {
+		for l.Len() == 0 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		k, ok := l.Lookup("vault:accessor/abc")
+		want := ingest.Link{Credential: "vault:accessor/abc", Identity: issued.Identity, IssuedAt: at, ExpiresAt: at.Add(time.Hour)}
+		if !ok || !reflect.DeepEqual(k, want) {
+			t.Errorf("link %+v, %v; want %+v", k, ok, want)
+		}
+	}
+	stop()
+	wg.Wait()
+	for i, n := range counts {
+		if n != 1 {
+			t.Errorf("instance %d read %d records from the links topic, want only the issuance", i, n)
+		}
+	}
 }
