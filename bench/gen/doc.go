@@ -40,10 +40,10 @@
 // (a Deployment patch in Kubernetes audit, which starts the workload's
 // re-learning period in the baseline), each new pod fetching an SVID; SPIRE
 // signs every workload's SVID (4h TTL) every two hours; cert-manager renews
-// a public certificate (ACME, under OrgDomain, 90 days, renewed after 60)
-// and an internal webhook certificate (a cluster CA, a day, renewed after
-// 16h) per namespace, and CT logs the public ones minutes after their
-// issuance. These records come from their own stream too.
+// two public certificates (ACME, under OrgDomain, 90 days, renewed after
+// 60) and an internal webhook certificate (a cluster CA, a day, renewed
+// after 16h) per namespace, and two CT logs record each public one minutes
+// after its issuance. These records come from their own stream too.
 //
 // Record.Key is the canonical identity id of SPEC §2 that the record names
 // (the caller for mesh logs; k8s:sa/default/<ns>/<name> for Vault clients,

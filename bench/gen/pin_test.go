@@ -32,7 +32,7 @@ func TestDefaultOutputPinned(t *testing.T) {
 		// The platform's logs are opt-in; pinned on their own so that a
 		// change to them is deliberate too.
 		{"two days with attacks and the platform", with(small, func(c *Config) { c.Attacks, c.Malformed, c.Duration, c.Platform = true, 8, 2*24*time.Hour, true }),
-			6591, "84485ddc0c8121eb4b4933b2ad21971152018021a635175f5740b49ffe912337", "3077c488c630b097b1c1480b841d2d882c4f2500ba080b8f664b595059716598"},
+			6594, "78d943e8505929b2c1383be7c5e149dbcc50910bc37e7d869550a84c3024a48d", "3077c488c630b097b1c1480b841d2d882c4f2500ba080b8f664b595059716598"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,8 +39,8 @@ const (
 	// svidTTL is the SPIRE server's default_x509_svid_ttl here; agents
 	// rotate an SVID when half of it has passed.
 	svidTTL = 4 * time.Hour
-	// A public certificate lives 90 days and cert-manager renews it at two
-	// thirds of that; an internal webhook certificate lives a day and is
+	// A public certificate (Let's Encrypt) lives 90 days and cert-manager
+	// renews it at two thirds of that; an internal webhook certificate lives a day and is
 	// renewed after 16 hours.
 	publicDuration   = 90 * 24 * time.Hour
 	publicRenew      = 60 * 24 * time.Hour
@@ -49,8 +49,11 @@ const (
 	// ctIssuer is the intermediate that signs the ACME issuer's
 	// certificates, as CT logs show it.
 	ctIssuerCN, ctIssuerO = "R11", "Let's Encrypt"
-	ctLog                 = "https://oak.ct.letsencrypt.org/2026h1/"
 )
+
+// ctLogs are the logs a public certificate's precertificate is submitted
+// to; certstream reports its entry in each.
+var ctLogs = []string{"https://oak.ct.letsencrypt.org/2026h1/", "https://ct.googleapis.com/logs/us1/argon2026h1/"}
 
 // Event kinds of the platform's logs, after the original ones.
 const (
@@ -91,7 +94,9 @@ func (g *generator) buildPlatform() *platform {
 	}
 	for _, ns := range namespaces {
 		pl.certs = append(pl.certs,
-			cert{ns: ns, name: ns + "-public-tls", issuer: "letsencrypt-prod", dns: []string{ns + "." + OrgDomain},
+			cert{ns: ns, name: ns + "-public-tls", issuer: "letsencrypt-prod", dns: []string{ns + "." + OrgDomain, "www." + ns + "." + OrgDomain},
+				duration: publicDuration, renew: publicRenew, phase: r.Int64N(int64(publicRenew)), seed: r.Uint64()},
+			cert{ns: ns, name: ns + "-api-tls", issuer: "letsencrypt-prod", dns: []string{"api." + ns + "." + OrgDomain},
 				duration: publicDuration, renew: publicRenew, phase: r.Int64N(int64(publicRenew)), seed: r.Uint64()},
 			cert{ns: ns, name: ns + "-webhook-tls", issuer: "internal-ca", dns: []string{"webhook." + ns + ".svc", "webhook." + ns + ".svc.cluster.local"},
 				duration: internalDuration, renew: internalRenew, phase: r.Int64N(int64(internalRenew)), seed: r.Uint64()})
@@ -154,11 +159,16 @@ func (g *generator) platformEvents() []event {
 			ev := g.newEvent(kCertIssued, t, r)
 			ev.id, ev.c = int32(ci), k
 			evs = append(evs, ev)
-			if c.public() {
-				// certstream sees the CT log's entry a few minutes later.
+			if !c.public() {
+				continue
+			}
+			// certstream sees each log's entry a few minutes later.
+			for li := range ctLogs {
 				ct := g.newEvent(kCT, t+int64(time.Minute)+r.Int64N(int64(8*time.Minute)), r)
-				ct.id, ct.c = int32(ci), k
-				evs = append(evs, ct)
+				ct.id, ct.a, ct.c = int32(ci), int32(li), k
+				if ct.t < g.end { // records stay within the run
+					evs = append(evs, ct)
+				}
 			}
 		}
 	}
@@ -323,7 +333,7 @@ func (rr *renderer) ctEntry(w *jw, ev *event) {
 		notBefore = ev.t/int64(time.Second) - 300
 	} else {
 		c := &g.plat.certs[ev.id]
-		serial, issuerCN, issuerO, logURL, dns, life = c.serial(ev.c), ctIssuerCN, ctIssuerO, ctLog, c.dns, c.duration
+		serial, issuerCN, issuerO, logURL, dns, life = c.serial(ev.c), ctIssuerCN, ctIssuerO, ctLogs[ev.a], c.dns, c.duration
 		// The CA backdates notBefore an hour, as Let's Encrypt does.
 		notBefore = (g.start+c.phase+ev.c*int64(c.renew))/int64(time.Second) - 3600
 	}
@@ -351,9 +361,9 @@ func (rr *renderer) ctEntry(w *jw, ev *event) {
 	w.raw("not_after", strconv.FormatInt(notBefore+int64(life/time.Second)-1, 10))
 	w.str("serial_number", upperHex(serial))
 	w.close()
-	// A log's index grows with time; 64 slots a second, by certificate,
+	// A log's index grows with time; 128 slots a second, by certificate,
 	// keep the entries of one second apart.
-	index := strconv.FormatInt(100_000_000+(ev.t-g.start)/int64(time.Second)*64+int64(ev.id%64), 10)
+	index := strconv.FormatInt(100_000_000+(ev.t-g.start)/int64(time.Second)*128+int64(ev.id%128), 10)
 	w.raw("cert_index", index)
 	w.str("cert_link", logURL+"ct/v1/get-entries?start="+index+"&end="+index)
 	w.raw("seen", strconv.FormatFloat(float64(ev.t)/1e9, 'f', 6, 64))
