@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
+	"github.com/nhisentry/nhisentry/detectors/engine"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -86,5 +87,39 @@ func TestLoadIssuancesKeepsTheLatest(t *testing.T) {
 	if len(got) != 1 || got[0].Issuance.Subject != "aws:role/123/new" || got[0].Issuance.TTLSeconds != 3600 ||
 		!got[0].Time.Equal(base.Add(time.Minute).Truncate(time.Second)) || got[0].Issuance.Issuer != "aws:sts" {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestSentFindingsGivesTheNewestRevision(t *testing.T) {
+	s := chstoretest.Open(t)
+	ctx := context.Background()
+	first := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	f := schemas.Finding{ID: "f1", Detector: "d", Identity: schemas.Identity{ID: "spiffe://t/ns/a/sa/b"}, FirstSeen: schemas.At(first), LastSeen: schemas.At(first), Count: 1}
+	later := f
+	later.Revision, later.Count, later.LastSeen = 2, 7, schemas.At(first.Add(time.Hour))
+	other := schemas.Finding{ID: "f2", Detector: "d", Identity: schemas.Identity{ID: "aws:role/1/x"}, FirstSeen: schemas.At(first), LastSeen: schemas.At(first)}
+	for _, batch := range [][]schemas.Finding{{f, other}, {later}} {
+		if err := s.WriteFindings(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]engine.Sent{}
+	if err := s.SentFindings(ctx, time.Now().Add(-time.Hour), func(f engine.Sent) { got[f.ID] = f }); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]engine.Sent{
+		"f1": {ID: "f1", Identity: "spiffe://t/ns/a/sa/b", Count: 7, Revision: 2, FirstSeen: first},
+		"f2": {ID: "f2", Identity: "aws:role/1/x", Count: 1, Revision: 0, FirstSeen: first},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for id, w := range want {
+		if g := got[id]; g.ID != w.ID || g.Identity != w.Identity || g.Count != w.Count || g.Revision != w.Revision || !g.FirstSeen.Equal(w.FirstSeen) {
+			t.Errorf("%s: got %+v, want %+v", id, g, w)
+		}
+	}
+	if err := s.SentFindings(ctx, time.Now().Add(time.Hour), func(f engine.Sent) { t.Errorf("stored before the time asked: %+v", f) }); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -607,5 +607,6 @@ func QueryTexts(db string) []Statement {
 		{"audit: due retries", loadAuditSQL(db, response.AuditQuery{Statuses: []response.Status{response.StatusQueued}, DueBy: mark, Limit: 100})},
 		{"audit: window", loadAuditSQL(db, response.AuditQuery{Since: from, Statuses: []response.Status{response.StatusSucceeded, response.StatusRunning}})},
 		{"evidence", evidenceSQL(db, ids[0], []string{"ev-1", "ev-2"})},
+		{"findings sent since", sentFindingsSQL(db, from)},
 	}
 }

@@ -201,6 +201,10 @@ func (s *service) start(ctx context.Context) error {
 		Events: store, Sinks: sinks,
 		Logger: log, Registerer: s.reg,
 	})
+	if s.owner == nil {
+		// A finding raised again after a restart continues its revisions.
+		s.recall(ctx, func(string) bool { return true })
+	}
 	s.source, err = kafkasrc.New(kafkasrc.Config{
 		Cluster: cluster, GroupID: cfg.Kafka.GroupID, Topics: topics,
 		BatchSize: cfg.Kafka.BatchSize, Linger: cfg.Kafka.Linger, StartFirst: cfg.Kafka.StartFrom == "earliest",
@@ -241,10 +245,11 @@ func (s *service) openRepartition(cluster kafkasrc.Cluster) error {
 	s.detectSrc, err = kafkasrc.NewPartitioned(kafkasrc.PartitionedConfig{
 		Cluster: cluster, GroupID: cfg.GroupID + ".detect", Topic: cfg.RepartitionTopic, Lag: lag,
 		BatchSize: cfg.BatchSize, Linger: cfg.Linger, StartFirst: cfg.StartFrom == "earliest",
-		OnAssigned: func(_ context.Context, parts []int) {
+		OnAssigned: func(ctx context.Context, parts []int) {
 			s.owner.set(parts, true)
 			s.cache.Own(s.owner.owns)
-			s.log.Info("detecting for repartition partitions", "assigned", parts, "owned", s.owner.list())
+			recalled := s.recall(ctx, s.owner.owns)
+			s.log.Info("detecting for repartition partitions", "assigned", parts, "owned", s.owner.list(), "findings_recalled", recalled)
 		},
 		OnRevoked: func(ctx context.Context, parts []int) {
 			start := time.Now()
@@ -263,6 +268,21 @@ func (s *service) openRepartition(cluster kafkasrc.Cluster) error {
 		},
 	}, s.log)
 	return err
+}
+
+// recallWindow is how far back stored findings are recalled when identities
+// arrive (start, handover): a finding quiet for longer starts over.
+const recallWindow = 7 * 24 * time.Hour
+
+// recall makes the engine remember the findings delivered for the
+// identities owns reports, and returns how many. A failure is logged, not
+// fatal: detection goes on, and a repeated finding is delivered as new.
+func (s *service) recall(ctx context.Context, owns func(string) bool) int {
+	n, err := s.engine.Recall(ctx, s.store, time.Now().Add(-recallWindow), owns)
+	if err != nil {
+		s.log.Warn("recall stored findings", "err", err)
+	}
+	return n
 }
 
 // openOutputs opens the configured outputs, each with a Forwarder that

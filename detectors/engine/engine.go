@@ -112,6 +112,39 @@ func New(opts Options) *Engine {
 	}
 }
 
+// Sent is a finding as last delivered, read back from storage.
+type Sent struct {
+	ID, Identity    string
+	Count, Revision int
+	FirstSeen       time.Time
+}
+
+// SentFindings reads the findings delivered since a time, newest revision
+// of each.
+type SentFindings interface {
+	SentFindings(ctx context.Context, since time.Time, fn func(Sent)) error
+}
+
+// Recall remembers the findings stored since a time of the identities owns
+// reports, so that a finding raised again continues its revisions and count
+// instead of being delivered anew. A detector instance calls it when the
+// consumer group hands it partitions: the previous owner delivered those
+// identities' findings. It must not run during Detect or Handle.
+func (e *Engine) Recall(ctx context.Context, from SentFindings, since time.Time, owns func(identity string) bool) (int, error) {
+	n := 0
+	err := from.SentFindings(ctx, since, func(f Sent) {
+		if !owns(f.Identity) {
+			return
+		}
+		if prev, ok := e.emitted.get(f.ID); ok && prev.revision >= f.Revision {
+			return
+		}
+		e.emitted.put(f.ID, sent{count: f.Count, revision: f.Revision, first: schemas.At(f.FirstSeen)})
+		n++
+	})
+	return n, err
+}
+
 // maxEvidence bounds the evidence event ids a merged finding carries.
 const maxEvidence = 10
 

@@ -223,3 +223,44 @@ func TestRepeatsInABatchMergeWithCountAndEvidence(t *testing.T) {
 		t.Errorf("merged finding %+v", f)
 	}
 }
+
+// sentList is a SentFindings over a fixed list.
+type sentList []engine.Sent
+
+func (l sentList) SentFindings(_ context.Context, _ time.Time, fn func(engine.Sent)) error {
+	for _, f := range l {
+		fn(f)
+	}
+	return nil
+}
+
+func TestRecallContinuesRevisionsAfterAHandover(t *testing.T) {
+	now := time.Date(2026, 11, 9, 14, 0, 0, 0, time.UTC)
+	ev := detectortest.Event(now, "a", "10.0.0.1")
+	id := schemas.FindingID("same", ev.Identity.ID)
+	for _, tt := range []struct {
+		name            string
+		owns            bool
+		recalled        int
+		count, revision int
+	}{
+		{"owned: the next delivery is revision 3", true, 1, 5, 3},
+		{"another instance's identity is not recalled", false, 0, 1, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := engine.New(engine.Options{Cache: baseline.NewCache(baseline.CacheOptions{}), Detectors: []detectors.Detector{sameKey{}}})
+			stored := sentList{{ID: id, Identity: ev.Identity.ID, Count: 4, Revision: 2, FirstSeen: now.Add(-time.Hour)}}
+			n, err := e.Recall(context.Background(), stored, now.Add(-24*time.Hour), func(string) bool { return tt.owns })
+			if err != nil || n != tt.recalled {
+				t.Fatalf("recalled %d, %v; want %d", n, err, tt.recalled)
+			}
+			got := e.Detect([]schemas.Event{ev})
+			if len(got) != 1 || got[0].Count != tt.count || got[0].Revision != tt.revision {
+				t.Fatalf("got %+v, want count %d revision %d", got, tt.count, tt.revision)
+			}
+			if tt.owns && !got[0].FirstSeen.Equal(now.Add(-time.Hour)) {
+				t.Errorf("first seen %v, want the stored one", got[0].FirstSeen)
+			}
+		})
+	}
+}

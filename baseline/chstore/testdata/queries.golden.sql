@@ -363,3 +363,9 @@ SELECT id, time, updated_at, version, finding_id, identity_id, action, provider,
 -- evidence
 SELECT id, time, family, account, cluster, identity_id, identity_kind, credential_id, credential_type, actor_ip, actor_namespace, actor_node, actor_workload, action, target_resource, outcome FROM nhisentry.events FINAL WHERE identity_id = 'spiffe://example.org/ns/pay/sa/api' AND id IN ('ev-1', 'ev-2') ORDER BY time, id;
 
+-- findings sent since
+SELECT id, any(identity_id), argMax(count, revision), max(revision), min(first_seen)
+FROM nhisentry.findings
+WHERE created_at >= toDateTime(1791186312)
+GROUP BY id;
+
