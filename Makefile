@@ -9,7 +9,7 @@ BIN := bin/nhisentry
 # loaded machine (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: help demo test peers build vet fmt-check tidy-check modern-clickhouse fuzz bench bench-micro quality clickhouse clickhouse-stop clean
+.PHONY: help demo test peers build vet fmt-check tidy-check modern-clickhouse fuzz bench soak bench-micro quality clickhouse clickhouse-stop clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ fuzz: ## run every decoder fuzz test for FUZZTIME
 
 bench: clickhouse build ## throughput and latency: per-core decode+detect vs parse-only, Kafka → ClickHouse → findings end to end (BENCH_FLAGS='--backlog 300000')
 	$(GO) run ./bench/cmd/bench --bin $(BIN) $(BENCH_FLAGS)
+
+soak: clickhouse build ## not in CI: a fixed input rate for a long time, RSS, goroutines, lag and latency every interval, then a leak verdict (SOAK_FLAGS='--rate 5000 --duration 10m --interval 30s')
+	$(GO) run ./bench/cmd/soak --bin $(BIN) $(SOAK_FLAGS)
 
 bench-micro: ## run the micro-benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./...

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -14,7 +12,6 @@ import (
 	"github.com/nhisentry/nhisentry/detectors/builtin"
 	"github.com/nhisentry/nhisentry/detectors/engine"
 	"github.com/nhisentry/nhisentry/detectors/rules"
-	"github.com/nhisentry/nhisentry/detectors/rules/pack"
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -119,14 +116,4 @@ func runInProcess(records []gen.Record, rulesFile string) (inProcResult, error) 
 	}
 	res.full = time.Since(start)
 	return res, nil
-}
-
-// writeRulesFile writes the embedded starter pack where the rule engine and
-// the service can load it.
-func writeRulesFile(dir string) (string, error) {
-	file := filepath.Join(dir, "default-rules.yaml")
-	if err := os.WriteFile(file, pack.Default, 0o600); err != nil {
-		return "", fmt.Errorf("write rules: %w", err)
-	}
-	return file, nil
 }

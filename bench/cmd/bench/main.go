@@ -14,15 +14,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
 	"runtime"
-	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nhisentry/nhisentry/bench/internal/e2e"
 )
 
 // benchStart is the simulated start of the replayed records: a Monday,
@@ -32,14 +29,7 @@ var benchStart = time.Date(2026, time.November, 2, 0, 0, 0, 0, time.UTC)
 // errEnough stops the generator once enough records were taken.
 var errEnough = errors.New("enough records")
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { e2e.Main("bench", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -51,9 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.liveRate, "live-rate", 5000, "records per second of the live phase (the latency figure)")
 	fs.DurationVar(&o.liveFor, "live-for", 20*time.Second, "duration of the live phase")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when nhisentry has not read a phase's records by then")
-	fs.StringVar(&o.bin, "bin", "", "nhisentry binary (default: go build one)")
-	fs.StringVar(&o.chAddr, "clickhouse", envOr("NHI_CLICKHOUSE_ADDR", "127.0.0.1:19000"), "ClickHouse native address")
-	fs.StringVar(&o.database, "database", "nhisentry_bench", "ClickHouse database (dropped and recreated)")
+	o.service.Register(fs, "nhisentry_bench")
 	skipE2E := fs.Bool("in-process-only", false, "skip the end-to-end run (no ClickHouse needed)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	o.dir = dir
-	rulesFile, err := writeRulesFile(dir)
+	rulesFile, err := e2e.WriteRulesFile(dir)
 	if err != nil {
 		return err
 	}
@@ -84,28 +72,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	recs = nil // the end-to-end run should not carry them in its memory
 
-	var e2e *e2eResult
+	var endToEnd *e2eResult
 	if !*skipE2E {
-		if o.bin == "" {
-			o.bin = filepath.Join(dir, "nhisentry")
-			logf("building %s", o.bin)
-			build := exec.CommandContext(ctx, "go", "build", "-o", o.bin, "github.com/nhisentry/nhisentry/cmd/nhisentry")
-			build.Stdout, build.Stderr = stderr, stderr
-			if err := build.Run(); err != nil {
-				return fmt.Errorf("build nhisentry: %w", err)
-			}
+		if err := o.service.BuildIfUnset(ctx, dir, stderr, logf); err != nil {
+			return err
 		}
 		r, err := runEndToEnd(ctx, o, rulesFile, logf)
 		if err != nil {
 			return err
 		}
-		e2e = &r
+		endToEnd = &r
 	}
-	printTable(stdout, *seed, in, e2e)
+	printTable(stdout, *seed, in, endToEnd)
 	return nil
 }
 
-func printTable(w io.Writer, seed int64, in inProcResult, e2e *e2eResult) {
+func printTable(w io.Writer, seed int64, in inProcResult, res *e2eResult) {
 	fmt.Fprintf(w, "\nmachine: %d cores (runtime.NumCPU), %s %s/%s; seed %d\n\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, seed)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tvalue\tnote")
@@ -113,26 +95,11 @@ func printTable(w io.Writer, seed int64, in inProcResult, e2e *e2eResult) {
 	fmt.Fprintf(tw, "decode+normalize, 1 core\t%.0f events/s\t%.0f records/s, %d events\n", perSec(in.events, in.decode), perSec(in.records, in.decode), in.events)
 	fmt.Fprintf(tw, "decode+normalize+detect, 1 core\t%.0f events/s\t%.0f records/s, %d findings\n", perSec(in.events, in.full), perSec(in.records, in.full), in.findings)
 	fmt.Fprintf(tw, "ratio full path / parse only (records/s)\t%.2f\t\n", perSec(in.records, in.full)/perSec(in.records, in.parse))
-	if e2e != nil {
-		fmt.Fprintf(tw, "Kafka → nhisentry → ClickHouse + findings, sustained\t%.0f events/s\t%.0f records/s, %d backlog records\n", e2e.sustainedEvents, e2e.sustained, e2e.backlog)
-		fmt.Fprintf(tw, "event-to-finding latency p50 / p99\t%s / %s\t%.0f findings, live %d records at %.0f/s\n", seconds(e2e.p50), seconds(e2e.p99), e2e.findings, e2e.live, e2e.liveRate)
-		fmt.Fprintf(tw, "bytes per cached identity\t%.0f\t%.0f identities cached\n", e2e.bytesPerIdentity, e2e.identities)
-		fmt.Fprintf(tw, "peak memory (RSS of nhisentry)\t%.0f MiB\tsampled every 250 ms\n", e2e.peakRSS/(1<<20))
+	if res != nil {
+		fmt.Fprintf(tw, "Kafka → nhisentry → ClickHouse + findings, sustained\t%.0f events/s\t%.0f records/s, %d backlog records\n", res.sustainedEvents, res.sustained, res.backlog)
+		fmt.Fprintf(tw, "event-to-finding latency p50 / p99\t%s / %s\t%.0f findings, live %d records at %.0f/s\n", e2e.FormatSeconds(res.p50), e2e.FormatSeconds(res.p99), res.findings, res.live, res.liveRate)
+		fmt.Fprintf(tw, "bytes per cached identity\t%.0f\t%.0f identities cached\n", res.bytesPerIdentity, res.identities)
+		fmt.Fprintf(tw, "peak memory (RSS of nhisentry)\t%.0f MiB\tsampled every 250 ms\n", res.peakRSS/(1<<20))
 	}
 	tw.Flush()
-}
-
-// seconds formats a latency, or "n/a" when there was nothing to measure.
-func seconds(s float64) string {
-	if math.IsNaN(s) {
-		return "n/a"
-	}
-	return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String()
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

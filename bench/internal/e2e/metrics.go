@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -8,21 +8,22 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// sample is one series of a Prometheus text exposition.
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
+// Sample is one series of a Prometheus text exposition.
+type Sample struct {
+	Name   string
+	Labels map[string]string
+	Value  float64
 }
 
-// parseMetrics reads the Prometheus text format that nhisentry's /metrics
+// ParseMetrics reads the Prometheus text format that nhisentry's /metrics
 // serves. It is deliberately small: the harness needs counters, gauges and
 // histogram buckets, and does not want a dependency the module does not
 // already require directly.
-func parseMetrics(r io.Reader) ([]sample, error) {
-	var out []sample
+func ParseMetrics(r io.Reader) ([]Sample, error) {
+	var out []Sample
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -39,20 +40,20 @@ func parseMetrics(r io.Reader) ([]sample, error) {
 	return out, sc.Err()
 }
 
-func parseSample(line string) (sample, error) {
-	s := sample{labels: map[string]string{}}
+func parseSample(line string) (Sample, error) {
+	s := Sample{Labels: map[string]string{}}
 	i := strings.IndexAny(line, "{ ")
 	if i < 0 {
 		return s, fmt.Errorf("metric line %q: no value", line)
 	}
-	s.name = line[:i]
+	s.Name = line[:i]
 	rest := line[i:]
 	if strings.HasPrefix(rest, "{") {
 		end := strings.LastIndexByte(rest, '}')
 		if end < 0 {
 			return s, fmt.Errorf("metric line %q: unterminated labels", line)
 		}
-		if err := parseLabels(rest[1:end], s.labels); err != nil {
+		if err := parseLabels(rest[1:end], s.Labels); err != nil {
 			return s, fmt.Errorf("metric line %q: %w", line, err)
 		}
 		rest = rest[end+1:]
@@ -66,7 +67,7 @@ func parseSample(line string) (sample, error) {
 	if err != nil {
 		return s, fmt.Errorf("metric line %q: %w", line, err)
 	}
-	s.value = v
+	s.Value = v
 	return s, nil
 }
 
@@ -93,11 +94,11 @@ func parseLabels(text string, into map[string]string) error {
 }
 
 // sum adds every series of the named metric (e.g. a counter by topic).
-func sum(samples []sample, name string) float64 {
+func Sum(samples []Sample, name string) float64 {
 	var total float64
 	for _, s := range samples {
-		if s.name == name {
-			total += s.value
+		if s.Name == name {
+			total += s.Value
 		}
 	}
 	return total
@@ -105,24 +106,24 @@ func sum(samples []sample, name string) float64 {
 
 // buckets returns a histogram's cumulative counts by upper bound, summed
 // over all its other labels (e.g. every telemetry family).
-func buckets(samples []sample, histogram string) map[float64]float64 {
+func Buckets(samples []Sample, histogram string) map[float64]float64 {
 	out := map[float64]float64{}
 	for _, s := range samples {
-		if s.name != histogram+"_bucket" {
+		if s.Name != histogram+"_bucket" {
 			continue
 		}
-		le, err := strconv.ParseFloat(s.labels["le"], 64)
+		le, err := strconv.ParseFloat(s.Labels["le"], 64)
 		if err != nil {
 			continue // a malformed bound cannot be placed; the rest still can
 		}
-		out[le] += s.value
+		out[le] += s.Value
 	}
 	return out
 }
 
 // delta is after minus before, bucket by bucket: the observations made
 // between two scrapes.
-func delta(after, before map[float64]float64) map[float64]float64 {
+func Delta(after, before map[float64]float64) map[float64]float64 {
 	out := make(map[float64]float64, len(after))
 	for le, n := range after {
 		out[le] = n - before[le]
@@ -134,7 +135,7 @@ func delta(after, before map[float64]float64) map[float64]float64 {
 // Prometheus' histogram_quantile does: linear interpolation inside the
 // bucket the rank falls in, the upper finite bound when it falls in +Inf.
 // It returns NaN when there are no observations.
-func quantile(q float64, cumulative map[float64]float64) float64 {
+func Quantile(q float64, cumulative map[float64]float64) float64 {
 	bounds := make([]float64, 0, len(cumulative))
 	for le := range cumulative {
 		bounds = append(bounds, le)
@@ -163,4 +164,13 @@ func quantile(q float64, cumulative map[float64]float64) float64 {
 		lower, below = le, n
 	}
 	return lower
+}
+
+// FormatSeconds formats a latency, or "n/a" when there was nothing to
+// measure.
+func FormatSeconds(s float64) string {
+	if math.IsNaN(s) {
+		return "n/a"
+	}
+	return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String()
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"math"
@@ -18,7 +18,7 @@ nhi_detect_latency_seconds_bucket{family="cloud",le="0.05"} 1
 nhi_detect_latency_seconds_bucket{family="cloud",le="+Inf"} 1
 odd{a="x, \"y\"",b="z"} 7 1700000000000
 `
-	samples, err := parseMetrics(strings.NewReader(text))
+	samples, err := ParseMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,26 +27,26 @@ odd{a="x, \"y\"",b="z"} 7 1700000000000
 		got  float64
 		want float64
 	}{
-		{"records summed over topics", sum(samples, "nhi_ingest_records_total"), 4700},
-		{"gauge without labels", sum(samples, "process_resident_memory_bytes"), 1.2345e8},
-		{"value before a timestamp", sum(samples, "odd"), 7},
-		{"absent metric", sum(samples, "nhi_missing"), 0},
-		{"bucket 0.05 over families", buckets(samples, "nhi_detect_latency_seconds")[0.05], 3},
-		{"bucket +Inf over families", buckets(samples, "nhi_detect_latency_seconds")[math.Inf(1)], 6},
+		{"records summed over topics", Sum(samples, "nhi_ingest_records_total"), 4700},
+		{"gauge without labels", Sum(samples, "process_resident_memory_bytes"), 1.2345e8},
+		{"value before a timestamp", Sum(samples, "odd"), 7},
+		{"absent metric", Sum(samples, "nhi_missing"), 0},
+		{"bucket 0.05 over families", Buckets(samples, "nhi_detect_latency_seconds")[0.05], 3},
+		{"bucket +Inf over families", Buckets(samples, "nhi_detect_latency_seconds")[math.Inf(1)], 6},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("%s: got %v, want %v", tt.name, tt.got, tt.want)
 		}
 	}
-	if got := samples[len(samples)-1].labels["a"]; got != `x, "y"` {
+	if got := samples[len(samples)-1].Labels["a"]; got != `x, "y"` {
 		t.Errorf("quoted label: got %q", got)
 	}
 }
 
 func TestParseMetricsErrors(t *testing.T) {
 	for _, line := range []string{"novalue", `m{a="x" 1`, `m{a=x} 1`, "m notanumber"} {
-		if _, err := parseMetrics(strings.NewReader(line + "\n")); err == nil {
+		if _, err := ParseMetrics(strings.NewReader(line + "\n")); err == nil {
 			t.Errorf("%q: no error", line)
 		}
 	}
@@ -68,7 +68,7 @@ func TestQuantile(t *testing.T) {
 		{"no buckets", 0.5, map[float64]float64{}, math.NaN()},
 	}
 	for _, tt := range tests {
-		got := quantile(tt.q, tt.buckets)
+		got := Quantile(tt.q, tt.buckets)
 		if math.IsNaN(tt.want) != math.IsNaN(got) || (!math.IsNaN(got) && math.Abs(got-tt.want) > 1e-9) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
@@ -76,7 +76,7 @@ func TestQuantile(t *testing.T) {
 }
 
 func TestDelta(t *testing.T) {
-	got := delta(map[float64]float64{1: 5, 2: 9}, map[float64]float64{1: 2})
+	got := Delta(map[float64]float64{1: 5, 2: 9}, map[float64]float64{1: 2})
 	if got[1] != 3 || got[2] != 9 {
 		t.Errorf("got %v, want map[1:3 2:9]", got)
 	}
