@@ -62,7 +62,11 @@
 // deterministic id, which the engine's suppression drops. A second set of
 // at most MaxState keys remembers, per (peer, route) served successfully,
 // its first caller and whether another one followed; an evicted route only
-// makes its next new caller's edge reported as if the route were unshared. Detect must be
+// makes its next new caller's edge reported as if the route were unshared.
+// That set lives in memory and sees the callers this instance processes
+// (one partition's, when scaled out): after a restart, or for callers on
+// other instances, a shared route counts as unshared until seen again,
+// which can only add findings, never hide one. Detect must be
 // called from one goroutine, as the engine does.
 package meshgraph
 
