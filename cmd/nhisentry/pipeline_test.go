@@ -102,17 +102,26 @@ func readAll(t *testing.T, brokers []string, topic string, fn func(*kgo.Record))
 
 func startBroker(t *testing.T) []string {
 	t.Helper()
+	return startCluster(t).ListenAddrs()
+}
+
+// startCluster starts the test broker with the pipeline tests' topics and
+// any further options (a data folder, fixed ports), closed when the test
+// ends.
+func startCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
 	var inputs []string
 	for _, topic := range demoTopics {
 		inputs = append(inputs, topic)
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, inputs...), kfake.SeedTopics(2, "nhi.findings.ref", "nhi.findings.disturbed", "nhi.dlq.ref", "nhi.dlq.disturbed",
-		"nhi.findings.http", "nhi.dlq.http", "nhi.findings.binary", "nhi.dlq.binary", "nhi.findings.outputs", "nhi.dlq.outputs", "nhi.findings.respond", "nhi.dlq.respond", "nhi.responses"))
+	seed := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, inputs...), kfake.SeedTopics(2, "nhi.findings.ref", "nhi.findings.disturbed", "nhi.dlq.ref", "nhi.dlq.disturbed",
+		"nhi.findings.http", "nhi.dlq.http", "nhi.findings.binary", "nhi.dlq.binary", "nhi.findings.outputs", "nhi.dlq.outputs", "nhi.findings.respond", "nhi.dlq.respond", "nhi.responses")}
+	c, err := kfake.NewCluster(append(seed, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return c
 }
 
 func produce(t *testing.T, brokers []string, recs []*kgo.Record) {

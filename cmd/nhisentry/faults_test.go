@@ -1,0 +1,163 @@
+package main
+
+// The fault suite of SPEC §10: each test disturbs a running pipeline (a
+// killed process, a stopped ClickHouse, a restarted broker, poison input, a
+// slow output) and then compares exact sets — stored event ids, finding ids,
+// dead letters — with what an undisturbed run or the input itself gives.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/nhisentry/nhisentry/baseline/chstore"
+	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
+	"github.com/nhisentry/nhisentry/ingest"
+)
+
+// TestFaultKill9MidBatch kills the real binary with SIGKILL while it
+// commits a batch it has already stored (the broker holds that commit until
+// the process is dead, so the moment is exact, not a race), restarts it on
+// the same configuration and compares what it stored and sent with an
+// undisturbed run of the same input.
+func TestFaultKill9MidBatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	cluster := startCluster(t)
+	brokers := cluster.ListenAddrs()
+	createTopics(t, brokers, 2, "nhi.findings.kill", "nhi.dlq.kill")
+	produce(t, brokers, makeInput(t))
+	total := inputRecords(t, brokers)
+
+	ref := pipelineConfig(t, brokers, "ref")
+	runUntil(t, ref, func(s ingest.Stats) bool { return s.Records >= total })
+
+	cfg := pipelineConfig(t, brokers, "kill")
+	cfg.Kafka.BatchSize = 200 // many batches: the third commit is well before the end
+	openStore(t, cfg)         // skips (or fails under CI=true) without ClickHouse, before building
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfgPath := writeConfig(t, cfg)
+	bin := buildBinary(t)
+
+	// The third commit of the group is held until the test has killed the
+	// process, then refused, so the batch it covers is stored and not
+	// committed: the restart must read it again, invisibly.
+	const killAt = 3
+	holding, killed := make(chan struct{}), make(chan struct{})
+	commits := 0
+	cluster.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if kreq.(*kmsg.OffsetCommitRequest).Group != cfg.Kafka.GroupID {
+			return nil, nil, false
+		}
+		if commits++; commits < killAt {
+			return nil, nil, false
+		}
+		cluster.DropControl()
+		close(holding)
+		cluster.SleepControl(func() { <-killed })
+		return nil, errors.New("the committing process was killed"), true
+	})
+
+	first := startChild(t, bin, cfgPath)
+	select {
+	case <-holding:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no third commit within 2 minutes\n%s", first.logTail())
+	}
+	first.kill()
+	close(killed)
+
+	store := openStore(t, cfg)
+	committed := committedRecords(t, brokers, cfg.Kafka.GroupID)
+	if committed == 0 || uint64(committed) >= total {
+		t.Fatalf("at the kill %d of %d records were committed; want some, not all", committed, total)
+	}
+	// Events stored at offsets the group has not committed: the batch the
+	// killed process stored and could not commit.
+	uncommitted := uncommittedStored(t, store, brokers, cfg.Kafka.GroupID)
+	if uncommitted == 0 {
+		t.Fatal("no event stored beyond the committed offsets: the kill came before the batch was stored")
+	}
+
+	second := startChild(t, bin, cfgPath)
+	waitFor(t, "the restarted process to commit every record", 2*time.Minute, func() bool {
+		return committedAll(t, brokers, cfg.Kafka.GroupID)
+	})
+	second.stop(t)
+	t.Logf("killed with %d of %d records committed and %d events of the held batch stored", committed, total, uncommitted)
+
+	refStore := openStore(t, ref)
+	assertSameRun(t, brokers, ref, refStore, cfg, store)
+}
+
+// uncommittedStored counts the events store holds from input offsets at or
+// past group's committed offsets.
+func uncommittedStored(t *testing.T, s *chstore.Store, brokers []string, group string) uint64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var topics []string
+	for _, topic := range demoTopics {
+		topics = append(topics, topic)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	ends.Each(func(o kadm.ListedOffset) {
+		from := int64(0)
+		if c, ok := committed.Lookup(o.Topic, o.Partition); ok && c.At > 0 {
+			from = c.At
+		}
+		n += chstoretest.Count(t, s, fmt.Sprintf("SELECT count() FROM %s.events FINAL WHERE topic = '%s' AND partition = %d AND offset >= %d",
+			s.Database(), o.Topic, o.Partition, from))
+	})
+	return n
+}
+
+// assertSameRun compares a disturbed run (cfg, store) with the undisturbed
+// reference: the same stored event ids and finding ids, each once as
+// readers see them, and a findings topic carrying exactly the stored
+// findings with none sent twice at one revision (a replayed finding is
+// sent again only as its next revision, which consumers merge).
+func assertSameRun(t *testing.T, brokers []string, ref Config, refStore *chstore.Store, cfg Config, store *chstore.Store) {
+	t.Helper()
+	wantEvents, gotEvents := storedEventIDs(t, refStore), storedEventIDs(t, store)
+	if len(wantEvents) == 0 || !equalSets(wantEvents, gotEvents) {
+		t.Errorf("stored events: %d, undisturbed %d; the sets differ:\n%.3000s", len(gotEvents), len(wantEvents), setDiff(wantEvents, gotEvents))
+	}
+	var rows, ids uint64
+	if err := store.Conn().QueryRow(context.Background(), "SELECT count(), uniqExact(id) FROM "+store.Database()+".events FINAL").Scan(&rows, &ids); err != nil {
+		t.Fatal(err)
+	}
+	if rows != ids {
+		t.Errorf("readers see %d event rows for %d ids", rows, ids)
+	}
+	wantFindings, gotFindings := findingIDs(t, refStore), findingIDs(t, store)
+	if len(wantFindings) == 0 || !equalSets(wantFindings, gotFindings) {
+		t.Errorf("findings: %d, undisturbed %d; the sets differ:\n%s", len(gotFindings), len(wantFindings), setDiff(wantFindings, gotFindings))
+	}
+	if sent := findingRevisions(t, brokers, cfg.Kafka.FindingsTopic); !equalSets(sent, gotFindings) {
+		t.Errorf("the findings topic holds %d finding ids, ClickHouse %d:\n%s", len(sent), len(gotFindings), setDiff(gotFindings, sent))
+	}
+	t.Logf("%d events and %d findings, equal to the undisturbed run", len(gotEvents), len(gotFindings))
+}
