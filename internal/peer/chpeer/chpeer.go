@@ -27,6 +27,10 @@ const startTimeout = 60 * time.Second
 
 // Options shape the server.
 type Options struct {
+	// TCPPort is the native protocol port; 0 picks a free one. Set it when
+	// other servers' configuration must name this one before it starts
+	// (the shards of a cluster).
+	TCPPort int
 	// Config, when set, returns XML placed inside the server's <yandex>
 	// element, e.g. <remote_servers> or <macros>. It is called once the
 	// ports are chosen, so it can name the server's own address.
@@ -37,8 +41,9 @@ type Options struct {
 type Server struct {
 	// Addr is the native protocol address, host:port.
 	Addr string
-	// TCPPort is Addr's port and HTTPPort the HTTP interface's.
-	TCPPort, HTTPPort int
+	// TCPPort is Addr's port, HTTPPort the HTTP interface's and
+	// InterserverPort the one replicas fetch parts from each other on.
+	TCPPort, HTTPPort, InterserverPort int
 	// Dir holds the configuration, data and logs.
 	Dir string
 
@@ -56,16 +61,21 @@ type Server struct {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	bin := peertest.Binary(t, "clickhouse-server", "apt-get install clickhouse-server", "/usr/sbin/clickhouse-server")
-	ports, err := peer.FreePorts(2)
+	ports, err := peer.FreePorts(3)
 	if err != nil {
 		t.Fatalf("clickhouse ports: %v", err)
+	}
+	if opts.TCPPort != 0 {
+		ports[0] = opts.TCPPort
 	}
 	s := &Server{
 		Addr:     "127.0.0.1:" + strconv.Itoa(ports[0]),
 		TCPPort:  ports[0],
 		HTTPPort: ports[1],
-		Dir:      t.TempDir(),
-		bin:      bin,
+		// Replicated tables stay read-only without it.
+		InterserverPort: ports[2],
+		Dir:             t.TempDir(),
+		bin:             bin,
 	}
 	extra := ""
 	if opts.Config != nil {
@@ -74,7 +84,12 @@ func Start(t testing.TB, opts Options) *Server {
 	if err := s.writeConfig(extra); err != nil {
 		t.Fatalf("clickhouse config: %v", err)
 	}
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("clickhouse-server %s error log: %s", s.Addr, s.logTail())
+		}
+	})
 	if err := s.start(); err != nil {
 		t.Fatalf("clickhouse: %v", err)
 	}
@@ -144,8 +159,8 @@ func (s *Server) logTail() string {
 	if err != nil {
 		return "no error log: " + err.Error()
 	}
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
 	}
 	return string(b)
 }
@@ -168,6 +183,8 @@ func (s *Server) writeConfig(extra string) error {
     <listen_host>127.0.0.1</listen_host>
     <tcp_port>%[2]d</tcp_port>
     <http_port>%[3]d</http_port>
+    <interserver_http_port>%[5]d</interserver_http_port>
+    <interserver_http_host>127.0.0.1</interserver_http_host>
     <max_connections>64</max_connections>
     <keep_alive_timeout>3</keep_alive_timeout>
     <max_concurrent_queries>50</max_concurrent_queries>
@@ -184,7 +201,7 @@ func (s *Server) writeConfig(extra string) error {
     <mlock_executable>false</mlock_executable>
 %[4]s
 </yandex>
-`, s.Dir, s.TCPPort, s.HTTPPort, extra)
+`, s.Dir, s.TCPPort, s.HTTPPort, extra, s.InterserverPort)
 	users := `<?xml version="1.0"?>
 <yandex>
     <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
