@@ -6,9 +6,13 @@ package main
 // dead letters — with what an undisturbed run or the input itself gives.
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +22,10 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline/chstore"
 	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
+	"github.com/nhisentry/nhisentry/bench/gen"
 	"github.com/nhisentry/nhisentry/ingest"
+	"github.com/nhisentry/nhisentry/ingest/formats"
+	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
 )
 
 // TestFaultKill9MidBatch kills the real binary with SIGKILL while it
@@ -160,4 +167,114 @@ func assertSameRun(t *testing.T, brokers []string, ref Config, refStore *chstore
 		t.Errorf("the findings topic holds %d finding ids, ClickHouse %d:\n%s", len(sent), len(gotFindings), setDiff(gotFindings, sent))
 	}
 	t.Logf("%d events and %d findings, equal to the undisturbed run", len(gotEvents), len(gotFindings))
+}
+
+// TestFaultPoisonRecordsKeepThePartitionMoving interleaves poison records
+// of every kind with good ones on one partition: each poison record is
+// dead-lettered byte for byte with its reason, and every good record
+// before and after it is stored — the exact set of event ids its decoder
+// gives — with the partition committed to its end.
+func TestFaultPoisonRecordsKeepThePartitionMoving(t *testing.T) {
+	brokers := startBroker(t)
+	topic := demoTopics[gen.FormatEnvoy]
+	var good [][]byte
+	_, err := gen.Generate(gen.Config{
+		Seed: 11, Start: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), Duration: 3 * 24 * time.Hour, Workloads: 8,
+	}, func(r gen.Record) error {
+		if r.Format == gen.FormatEnvoy && len(good) < 240 {
+			good = append(good, r.Value)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(good[0])
+	_ = zw.Close()
+	poison := []struct {
+		value  []byte
+		reason string
+	}{
+		{append([]byte(`{"pad":"`), bytes.Repeat([]byte("x"), testMaxRecordBytes)...), ingest.ReasonTooLarge},
+		{[]byte(`{"start_time":"2026-11-02T00:00:00Z","method":`), ingest.ReasonInvalidJSON},
+		{[]byte("{\"authority\":\"\xff\xfe\"}"), ingest.ReasonInvalidUTF8},
+		{[]byte(strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100)), ingest.ReasonTooDeep},
+		{gz.Bytes()[:len(gz.Bytes())/2], ingest.ReasonCompression},
+		{[]byte(`{}`), ingest.ReasonMissingField},
+		{[]byte(`"a string"`), ingest.ReasonNotAnEvent},
+	}
+	// Good records first and last, a poison record after every 10 good ones.
+	var recs []*kgo.Record
+	wantDead := map[int64]int{} // offset → index in poison
+	for i, v := range good {
+		if i > 0 && i%10 == 0 {
+			wantDead[int64(len(recs))] = len(wantDead) % len(poison)
+			recs = append(recs, &kgo.Record{Topic: topic, Value: poison[wantDead[int64(len(recs))]].value})
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Value: v})
+	}
+	produce(t, brokers, recs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+
+	dec, err := formats.ByName(gen.FormatEnvoy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEvents := map[string]bool{}
+	for off, r := range recs {
+		if _, dead := wantDead[int64(off)]; dead {
+			continue
+		}
+		evs, err := dec.Decode(nil, ingest.Record{Topic: topic, Offset: int64(off), Value: r.Value})
+		if err != nil || len(evs) == 0 {
+			t.Fatalf("good record at offset %d: %d events, %v", off, len(evs), err)
+		}
+		for _, ev := range evs {
+			wantEvents[ev.ID] = true
+		}
+	}
+
+	cfg := pipelineConfig(t, brokers, "ref")
+	runUntil(t, cfg, func(s ingest.Stats) bool { return s.Records >= uint64(len(recs)) })
+	if !committedAll(t, brokers, cfg.Kafka.GroupID) {
+		t.Error("the partition is not committed to its end")
+	}
+	store := openStore(t, cfg)
+	gotEvents := map[string]bool{}
+	for k := range storedEventIDs(t, store) {
+		id, _, _ := strings.Cut(k, " ")
+		gotEvents[id] = true
+	}
+	if !equalSets(wantEvents, gotEvents) {
+		t.Errorf("stored %d events, the good records hold %d:\n%.3000s", len(gotEvents), len(wantEvents), setDiff(wantEvents, gotEvents))
+	}
+
+	gotDead := map[int64]bool{}
+	readAll(t, brokers, cfg.Kafka.DeadLetterTopic, func(r *kgo.Record) {
+		h := map[string]string{}
+		for _, kv := range r.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		off, _ := strconv.ParseInt(h[kafkasrc.HeaderOffset], 10, 64)
+		i, ok := wantDead[off]
+		if h[kafkasrc.HeaderTopic] != topic || h[kafkasrc.HeaderPartition] != "0" || !ok {
+			t.Errorf("dead letter from %s/%s/%s, a good record", h[kafkasrc.HeaderTopic], h[kafkasrc.HeaderPartition], h[kafkasrc.HeaderOffset])
+			return
+		}
+		if gotDead[off] {
+			t.Errorf("offset %d dead-lettered twice", off)
+		}
+		gotDead[off] = true
+		if !bytes.Equal(r.Value, poison[i].value) {
+			t.Errorf("dead letter at offset %d: bytes differ from the original", off)
+		}
+		if h[kafkasrc.HeaderReason] != poison[i].reason || h[kafkasrc.HeaderDetail] == "" {
+			t.Errorf("dead letter at offset %d: reason %q (%s), want %q", off, h[kafkasrc.HeaderReason], h[kafkasrc.HeaderDetail], poison[i].reason)
+		}
+	})
+	if len(gotDead) != len(wantDead) {
+		t.Errorf("dead-lettered %d records, want %d", len(gotDead), len(wantDead))
+	}
+	t.Logf("%d good records (%d events) and %d poison records on one partition", len(good), len(wantEvents), len(wantDead))
 }

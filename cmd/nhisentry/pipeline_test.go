@@ -124,9 +124,11 @@ func startCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 	return c
 }
 
-func produce(t *testing.T, brokers []string, recs []*kgo.Record) {
+// produce writes recs synchronously; opts add to the client's options
+// (a manual partitioner, say).
+func produce(t *testing.T, brokers []string, recs []*kgo.Record, opts ...kgo.Opt) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
