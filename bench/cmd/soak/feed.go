@@ -19,10 +19,20 @@ import (
 // service's baseline cache, stays the same for the whole soak: growth is
 // then the service's, not the input's. The population is new to the
 // service, so its baselines stay in their learning period (a day or more of
-// event time) and normal traffic raises no findings; the four attack
-// scenarios, injected into every window, keep findings, and so latency
-// readings, coming.
+// event time) and normal traffic raises no findings; scenarios, injected
+// into every window, keep findings, and so latency readings, coming.
 const window = time.Minute
+
+// scenarios are the generator's attack scenarios injected into every
+// window: all of them but the API-key volume spike, which alone would
+// multiply the generator's work by six (only to be thinned away), and the
+// shadow certificate, whose Certificate Transparency records have no input
+// topic here.
+var scenarios = []string{
+	gen.ScenarioStolenCredential, gen.ScenarioPrivilegeProbing, gen.ScenarioLateralMovement,
+	gen.ScenarioClonedCredential, gen.ScenarioExfiltration, gen.ScenarioDormant,
+	gen.ScenarioRevokedToken, gen.ScenarioLongTTLBurst, gen.ScenarioCIRoleIAM,
+}
 
 // oversupply is how much more traffic than the target rate the generator
 // is asked for; thinning keeps the target. The generator's hour-of-week
@@ -66,10 +76,18 @@ func generate(ctx context.Context, seed int64, rate float64, start time.Time, d 
 	th := newThinner(rate)
 	end := start.Add(d)
 	for ws := start; ws.Before(end); ws = ws.Add(window) {
-		cfg := gen.Config{Seed: seed, Start: ws, Duration: min(window, end.Sub(ws)),
-			EventsPerIdentityHour: e2e.EventsPerIdentityHour(rate) * oversupply, Attacks: true}
+		we := ws.Add(window)
+		if we.After(end) {
+			we = end
+		}
+		cfg := gen.Config{Seed: seed, Start: ws, Duration: we.Sub(ws),
+			EventsPerIdentityHour: e2e.EventsPerIdentityHour(rate) * oversupply, Scenarios: scenarios}
 		_, err := gen.Generate(cfg, func(r gen.Record) error {
-			if !th.keep(r.Time) {
+			// An attack scenario may run past its window's end (minutes,
+			// in a window of one); what is past the end is dropped, so
+			// records stay in event-time order across windows and the
+			// sender never waits on one while the next window's are due.
+			if !r.Time.Before(we) || !th.keep(r.Time) {
 				return nil
 			}
 			select {
@@ -101,15 +119,12 @@ func newThinner(rate float64) *thinner {
 	return &thinner{rate: rate, burst: burst, tokens: burst}
 }
 
+// keep decides on the next record; records come in event-time order.
 func (t *thinner) keep(at time.Time) bool {
-	// A Vault response may trail its window's end past the next window's
-	// first records; time does not run backwards for the bucket.
-	if at.After(t.last) {
-		if !t.last.IsZero() {
-			t.tokens = min(t.burst, t.tokens+t.rate*at.Sub(t.last).Seconds())
-		}
-		t.last = at
+	if !t.last.IsZero() {
+		t.tokens = min(t.burst, t.tokens+t.rate*at.Sub(t.last).Seconds())
 	}
+	t.last = at
 	if t.tokens < 1 {
 		return false
 	}
