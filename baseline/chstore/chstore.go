@@ -29,13 +29,19 @@ type Config struct {
 	TLS      secure.TLS    `yaml:"tls"`
 	// DialTimeout bounds connecting; queries are bounded by their context.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// Cluster names the ClickHouse cluster (remote_servers) the schema was
+	// migrated onto with `nhisentry migrate --cluster`; empty for a single
+	// server. The store then reads and writes the Distributed tables and
+	// runs partition operations on the shard-local ones (docs/cluster.md).
+	Cluster string `yaml:"cluster"`
 }
 
 // Store is a connection to one ClickHouse database.
 type Store struct {
-	conn driver.Conn
-	db   string
-	log  *slog.Logger
+	conn    driver.Conn
+	db      string
+	cluster string
+	log     *slog.Logger
 }
 
 // Open connects and checks the server answers.
@@ -61,6 +67,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		DialTimeout:  cfg.DialTimeout,
 		MaxOpenConns: 4,
 	}
+	if cfg.Cluster != "" {
+		// An INSERT into a Distributed table returns only once the shards
+		// hold the rows, not when they are queued on the server we talk
+		// to: offsets are committed after a write returns, and the rollup
+		// reads the events it was just given.
+		opts.Settings = clickhouse.Settings{"insert_distributed_sync": 1}
+	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %s: %w", cfg.Addr, err)
@@ -69,12 +82,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("clickhouse %s: ping: %w", cfg.Addr, err)
 	}
-	return &Store{conn: conn, db: cfg.Database, log: log}, nil
+	return &Store{conn: conn, db: cfg.Database, cluster: cfg.Cluster, log: log}, nil
 }
 
 // Migrate applies the schema migrations to the store's database.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
-	return migrations.Apply(ctx, s.conn, s.db, s.log)
+	return migrations.Apply(ctx, s.conn, migrations.Target{DB: s.db, Cluster: s.cluster}, s.log)
 }
 
 // Conn exposes the connection for queries outside this package's scope

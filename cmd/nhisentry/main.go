@@ -22,8 +22,9 @@ const usage = `nhisentry — behavioral analytics for non-human identities
 
 Usage:
   nhisentry run --config FILE          consume Kafka, store in ClickHouse, detect, publish findings
-  nhisentry migrate [--config FILE] [--print-sql]
-                                       create or upgrade the ClickHouse schema
+  nhisentry migrate [--config FILE] [--cluster NAME] [--print-sql]
+                                       create or upgrade the ClickHouse schema (on every
+                                       server of a cluster: docs/cluster.md)
   nhisentry demo [--identities N] [--days N]
                                        the whole pipeline on this machine with an in-process
                                        Kafka-protocol broker, generated telemetry and attacks
@@ -172,10 +173,14 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML); only the clickhouse section is used")
 	printSQL := fs.Bool("print-sql", false, "print the DDL instead of applying it (needs no server)")
+	cluster := fs.String("cluster", "", "ClickHouse cluster (remote_servers) to create the Replicated and Distributed tables on; default clickhouse.cluster")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg, errs := readConfig(*path)
+	if *cluster != "" {
+		cfg.ClickHouse.Cluster = *cluster
+	}
 	if cfg.ClickHouse.Database == "" {
 		errs = append(errs, errors.New("clickhouse.database: required"))
 	}
@@ -183,7 +188,7 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if *printSQL {
-		return migrations.PrintSQL(stdout, cfg.ClickHouse.Database)
+		return migrations.PrintSQL(stdout, migrations.Target{DB: cfg.ClickHouse.Database, Cluster: cfg.ClickHouse.Cluster})
 	}
 	log := newLogger(cfg.Log, stderr)
 	store, err := chstore.Open(ctx, cfg.ClickHouse, log)

@@ -20,14 +20,43 @@ import (
 
 func TestMigratePrintSQLNeedsNoServer(t *testing.T) {
 	t.Setenv("NHI_CLICKHOUSE_ADDR", "127.0.0.1:1") // nothing listens there
-	var out, errOut bytes.Buffer
-	if err := run([]string{"migrate", "--print-sql"}, &out, &errOut); err != nil {
-		t.Fatalf("%v\n%s", err, errOut.String())
+	tests := []struct {
+		args          []string
+		want, notWant []string
+	}{
+		{
+			args:    []string{"migrate", "--print-sql"},
+			want:    []string{"CREATE DATABASE IF NOT EXISTS nhisentry;", "CREATE TABLE IF NOT EXISTS nhisentry.events\n", "CREATE TABLE IF NOT EXISTS nhisentry.findings\n"},
+			notWant: []string{"ON CLUSTER", "_local"},
+		},
+		{
+			args: []string{"migrate", "--print-sql", "--cluster", "prod"},
+			want: []string{
+				"CREATE DATABASE IF NOT EXISTS nhisentry ON CLUSTER prod;",
+				"CREATE TABLE IF NOT EXISTS nhisentry.events_local ON CLUSTER prod\n",
+				"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/nhisentry/events/0001', '{replica}', ingest_time)",
+				"ENGINE = Distributed(prod, nhisentry, events_local, cityHash64(identity_id));",
+			},
+		},
 	}
-	for _, want := range []string{"CREATE DATABASE IF NOT EXISTS nhisentry;", "CREATE TABLE IF NOT EXISTS nhisentry.events", "CREATE TABLE IF NOT EXISTS nhisentry.findings"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("--print-sql lacks %q", want)
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		if err := run(tt.args, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", tt.args, err, errOut.String())
 		}
+		for _, want := range tt.want {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%v lacks %q", tt.args, want)
+			}
+		}
+		for _, no := range tt.notWant {
+			if strings.Contains(out.String(), no) {
+				t.Errorf("%v has %q", tt.args, no)
+			}
+		}
+	}
+	if err := run([]string{"migrate", "--print-sql", "--cluster", "a;b"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "cluster name") {
+		t.Errorf("a bad cluster name: err = %v", err)
 	}
 }
 

@@ -38,11 +38,44 @@ var (
 	stmtEnd = regexp.MustCompile(`;\s*\n`)
 )
 
-// bootstrap creates what the migrations themselves need.
-func bootstrap(db string) []string {
+// Target is where the migrations go: database DB on one server or, with
+// Cluster set, on every server of that cluster (ForCluster).
+type Target struct {
+	DB      string
+	Cluster string
+}
+
+// migrations are the statements for t, in version order.
+func (t Target) migrations() ([]Migration, error) {
+	all, err := All(t.DB)
+	if err != nil || t.Cluster == "" {
+		return all, err
+	}
+	return ForCluster(all, t.Cluster)
+}
+
+// bootstrap creates what the migrations themselves need. On a cluster,
+// schema_migrations is one replicated table with a replica on every server
+// of every shard (its ZooKeeper path has no {shard}): Apply reads it on the
+// server it is connected to, and whichever server a later migrate connects
+// to knows what the cluster has applied. It is not Distributed, because a
+// version row belongs to the whole cluster, not to one shard.
+func (t Target) bootstrap() []string {
+	const columns = " (version UInt32, name String, applied_at DateTime) "
+	table := t.DB + ".schema_migrations"
+	if t.Cluster == "" {
+		return []string{
+			"CREATE DATABASE IF NOT EXISTS " + t.DB,
+			"CREATE TABLE IF NOT EXISTS " + table + columns + "ENGINE = MergeTree ORDER BY version",
+		}
+	}
+	on := " ON CLUSTER " + t.Cluster
+	// {shard} in the replica name keeps it unique across the cluster when
+	// the {replica} macros repeat from shard to shard.
 	return []string{
-		"CREATE DATABASE IF NOT EXISTS " + db,
-		"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version",
+		"CREATE DATABASE IF NOT EXISTS " + t.DB + on,
+		"CREATE TABLE IF NOT EXISTS " + table + on + columns +
+			"ENGINE = " + replicated("MergeTree", "", "/clickhouse/tables/all/"+t.DB+"/schema_migrations", "'{shard}-{replica}'") + " ORDER BY version",
 	}
 }
 
@@ -95,14 +128,15 @@ func stripComments(s string) string {
 	return strings.TrimSpace(b.String())
 }
 
-// PrintSQL writes every statement Apply would run on an empty server, each
-// ending in ";", so the output can be fed to clickhouse-client --multiquery.
-func PrintSQL(w io.Writer, db string) error {
-	all, err := All(db)
+// PrintSQL writes every statement Apply would run on an empty server (or
+// cluster), each ending in ";", so the output can be fed to
+// clickhouse-client --multiquery.
+func PrintSQL(w io.Writer, t Target) error {
+	all, err := t.migrations()
 	if err != nil {
 		return err
 	}
-	for _, s := range bootstrap(db) {
+	for _, s := range t.bootstrap() {
 		if _, err := fmt.Fprintf(w, "%s;\n\n", s); err != nil {
 			return err
 		}
@@ -120,15 +154,17 @@ func PrintSQL(w io.Writer, db string) error {
 	return nil
 }
 
-// Apply brings database db up to the newest migration and returns the
-// versions it applied. Migrations already recorded are skipped, so Apply is
-// safe to run at every start.
-func Apply(ctx context.Context, conn driver.Conn, db string, log *slog.Logger) ([]int, error) {
-	all, err := All(db)
+// Apply brings t up to the newest migration and returns the versions it
+// applied. Migrations already recorded are skipped, so Apply is safe to run
+// at every start. On a cluster conn may reach any of its servers: every
+// statement runs ON CLUSTER.
+func Apply(ctx context.Context, conn driver.Conn, t Target, log *slog.Logger) ([]int, error) {
+	all, err := t.migrations()
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range bootstrap(db) {
+	db := t.DB
+	for _, s := range t.bootstrap() {
 		if err := conn.Exec(ctx, s); err != nil {
 			return nil, fmt.Errorf("migrate %s: bootstrap: %w", db, err)
 		}

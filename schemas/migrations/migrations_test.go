@@ -12,23 +12,35 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// TestPrintSQLGolden pins the DDL for one server and for a cluster, which
+// is derived from the same files (ForCluster).
 func TestPrintSQLGolden(t *testing.T) {
-	var b bytes.Buffer
-	if err := migrations.PrintSQL(&b, "nhisentry"); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		target migrations.Target
+		golden string
+	}{
+		{migrations.Target{DB: "nhisentry"}, "testdata/schema.golden.sql"},
+		{migrations.Target{DB: "nhisentry", Cluster: "prod"}, "testdata/cluster.golden.sql"},
 	}
-	const golden = "testdata/schema.golden.sql"
-	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Fatalf("PrintSQL differs from %s (run go test -update after reviewing):\n%s", golden, b.String())
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := migrations.PrintSQL(&b, tt.target); err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				if err := os.WriteFile(tt.golden, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(tt.golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b.Bytes(), want) {
+				t.Fatalf("PrintSQL differs from %s (run go test -update after reviewing):\n%s", tt.golden, b.String())
+			}
+		})
 	}
 }
 
