@@ -84,7 +84,7 @@ func Run(ctx context.Context, o RunOptions) (Stats, error) {
 			return st, fmt.Errorf("fetch: %w", err)
 		}
 		// The batch in flight finishes even when ctx is cancelled meanwhile.
-		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.DrainTimeout)
+		work, cancel := batchContext(ctx, o.DrainTimeout)
 		start := time.Now()
 		events, letters = o.decode(batch, events[:0], letters[:0], m)
 		if o.Linker != nil {
@@ -105,6 +105,17 @@ func Run(ctx context.Context, o RunOptions) (Stats, error) {
 			o.OnBatch(st)
 		}
 	}
+}
+
+// batchContext is the context a batch is finished under. It ends drain
+// after ctx is cancelled, so a stop lets the batch in flight finish but not
+// wait forever; until then it has no deadline, because an outage of
+// ClickHouse or an output, however long, must make the batch wait and
+// retry, not give up and stop the pipeline.
+func batchContext(ctx context.Context, drain time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })
+	return work, func() { stop(); cancel() }
 }
 
 func (o *RunOptions) decode(batch []Record, events []schemas.Event, letters []DeadLetter, m *runMetrics) ([]schemas.Event, []DeadLetter) {

@@ -123,3 +123,61 @@ func TestRun(t *testing.T) {
 		})
 	}
 }
+
+// flaky fails its first calls, the way a handler retrying an outage of
+// ClickHouse would wait through them.
+type flaky struct{ until time.Time }
+
+func (f *flaky) Handle(ctx context.Context, _ []schemas.Event) error {
+	for time.Now().Before(f.until) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// A batch waits out an outage longer than the drain timeout while Run is
+// not stopped; once stopped, the batch in flight has the drain timeout to
+// finish.
+func TestRunWaitsOutAnOutageAndDrainsWithinTheTimeout(t *testing.T) {
+	const drain = 50 * time.Millisecond
+	tests := []struct {
+		name    string
+		outage  time.Duration
+		stop    bool // cancel Run's context while the batch is in flight
+		wantErr bool
+	}{
+		{name: "outage longer than the drain timeout", outage: 6 * drain},
+		{name: "stopped during a short outage: drained", outage: drain / 2, stop: true},
+		{name: "stopped during a long outage: given up after the drain timeout", outage: time.Hour, stop: true, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &oneBatch{batch: []ingest.Record{{Topic: "in", Value: []byte("ok")}}}
+			h := &flaky{until: time.Now().Add(tt.outage)}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.stop {
+				cancel()
+			}
+			start := time.Now()
+			_, err := ingest.Run(ctx, ingest.RunOptions{
+				Source: src, Decoders: map[string]ingest.Decoder{"in": upper{}}, Handler: h,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DrainTimeout: drain,
+				OnBatch: func(ingest.Stats) { cancel() },
+			})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Run error %v after %s; want error %v", err, time.Since(start), tt.wantErr)
+			}
+			if committed := len(src.committed) > 0; committed == tt.wantErr {
+				t.Errorf("committed %v", committed)
+			}
+			if tt.wantErr && time.Since(start) > time.Minute {
+				t.Errorf("gave up after %s", time.Since(start))
+			}
+		})
+	}
+}
