@@ -32,6 +32,7 @@ import (
 type testInput struct {
 	records []*kgo.Record
 	events  int               // events the decoders make of them
+	ids     map[string]bool   // their event ids
 	dead    map[string][]byte // "topic/partition/offset" of records that must be dead-lettered → their bytes
 	reasons map[string]string // same key → reason
 }
@@ -67,7 +68,7 @@ func makeInput(t *testing.T) []*kgo.Record {
 // the events and dead letters any correct run must produce.
 func expectFromBroker(t *testing.T, brokers []string) testInput {
 	t.Helper()
-	in := testInput{dead: map[string][]byte{}, reasons: map[string]string{}}
+	in := testInput{dead: map[string][]byte{}, reasons: map[string]string{}, ids: map[string]bool{}}
 	for format, topic := range demoTopics {
 		dec, err := formats.ByName(format)
 		if err != nil {
@@ -85,6 +86,9 @@ func expectFromBroker(t *testing.T, brokers []string) testInput {
 				return
 			}
 			in.events += len(evs)
+			for _, ev := range evs {
+				in.ids[ev.ID] = true
+			}
 		})
 	}
 	return in
