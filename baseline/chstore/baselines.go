@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nhisentry/nhisentry/baseline"
+	"github.com/nhisentry/nhisentry/schemas/migrations"
 )
 
 var errNoIdentity = errors.New("baseline without an identity id")
@@ -177,7 +178,7 @@ func (s *Store) DropBefore(ctx context.Context, table string, before time.Time) 
 		return nil, fmt.Errorf("drop before: table %q is not one of %v", table, retainedTables)
 	}
 	var parts []string
-	err := s.query(ctx, "partitions of "+table, partitionsSQL(s.db, table, before), func(scan func(...any) error) error {
+	err := s.query(ctx, "partitions of "+table, partitionsSQL(s.db, s.cluster, table, before), func(scan func(...any) error) error {
 		var p string
 		if err := scan(&p); err != nil {
 			return err
@@ -193,7 +194,7 @@ func (s *Store) DropBefore(ctx context.Context, table string, before time.Time) 
 	}
 	var dropped []string
 	for _, p := range parts {
-		if err := s.conn.Exec(ctx, dropPartitionSQL(s.db, table, p)); err != nil {
+		if err := s.conn.Exec(ctx, dropPartitionSQL(s.db, s.cluster, table, p)); err != nil {
 			return dropped, fmt.Errorf("drop %s partition %s: %w", table, p, err)
 		}
 		dropped = append(dropped, p)
@@ -202,16 +203,28 @@ func (s *Store) DropBefore(ctx context.Context, table string, before time.Time) 
 }
 
 // partitionsSQL lists the months of table wholly before before: a month
-// older than before's own month ends at or before before.
-func partitionsSQL(db, table string, before time.Time) string {
+// older than before's own month ends at or before before. On a cluster the
+// parts are those of the local tables on every shard (one replica of each,
+// as a shard's replicas hold the same partitions); a Distributed table has
+// none.
+func partitionsSQL(db, cluster, table string, before time.Time) string {
+	parts := "system.parts"
+	if cluster != "" {
+		parts, table = "cluster("+quote(cluster)+", system, parts)", table+migrations.LocalSuffix
+	}
 	return `SELECT partition
-FROM system.parts
+FROM ` + parts + `
 WHERE database = ` + quote(db) + ` AND table = ` + quote(table) + ` AND active
   AND toUInt32OrZero(partition) < toYYYYMM(` + dateTime(before) + `)
 GROUP BY partition
 ORDER BY partition`
 }
 
-func dropPartitionSQL(db, table, partition string) string {
+// dropPartitionSQL drops a partition of table; on a cluster, of its local
+// tables on every shard, since a Distributed table holds no partitions.
+func dropPartitionSQL(db, cluster, table, partition string) string {
+	if cluster != "" {
+		return `ALTER TABLE ` + db + `.` + table + migrations.LocalSuffix + ` ON CLUSTER ` + cluster + ` DROP PARTITION ` + partition
+	}
 	return `ALTER TABLE ` + db + `.` + table + ` DROP PARTITION ` + partition
 }

@@ -50,7 +50,11 @@ func jsonOf(t *testing.T, b *baseline.Baseline) string {
 }
 
 func TestBaselinesNewestVersionWins(t *testing.T) {
-	s := chstoretest.Open(t)
+	testBaselinesNewestVersionWins(t, chstoretest.Open)
+}
+
+func testBaselinesNewestVersionWins(t *testing.T, open opener) {
+	s := open(t)
 	ctx := context.Background()
 	const a, b, c = "spiffe://example.org/ns/pay/sa/api", "aws:role/123456789012/it's", "k8s:sa/prod/ci/builder"
 	// v2 of a is saved before v1 arrives late: the version decides, not
@@ -119,8 +123,10 @@ func TestBaselinesNewestVersionWins(t *testing.T) {
 	}
 }
 
-func TestMarkRoundTrip(t *testing.T) {
-	s := chstoretest.Open(t)
+func TestMarkRoundTrip(t *testing.T) { testMarkRoundTrip(t, chstoretest.Open) }
+
+func testMarkRoundTrip(t *testing.T, open opener) {
+	s := open(t)
 	ctx := context.Background()
 	if m, err := s.Mark(ctx); err != nil || !m.IsZero() {
 		t.Fatalf("mark of a new store = %v, %v; want zero", m, err)
@@ -152,7 +158,11 @@ func TestMarkRoundTrip(t *testing.T) {
 }
 
 func TestDropBeforeDropsOnlyOldMonths(t *testing.T) {
-	s := chstoretest.Open(t)
+	testDropBeforeDropsOnlyOldMonths(t, chstoretest.Open)
+}
+
+func testDropBeforeDropsOnlyOldMonths(t *testing.T, open opener) {
+	s := open(t)
 	ctx := context.Background()
 	db := s.Database()
 	var evs []schemas.Event

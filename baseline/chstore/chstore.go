@@ -68,11 +68,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		MaxOpenConns: 4,
 	}
 	if cfg.Cluster != "" {
-		// An INSERT into a Distributed table returns only once the shards
-		// hold the rows, not when they are queued on the server we talk
-		// to: offsets are committed after a write returns, and the rollup
-		// reads the events it was just given.
-		opts.Settings = clickhouse.Settings{"insert_distributed_sync": 1}
+		opts.Settings = clickhouse.Settings{
+			// An INSERT into a Distributed table returns only once the
+			// shards hold the rows, not when they are queued on the server
+			// we talk to: offsets are committed after a write returns, and
+			// the rollup reads the events it was just given.
+			"insert_distributed_sync": 1,
+			// Replicated tables drop a block identical to a recent one.
+			// Replays collapse by ReplacingMergeTree anyway, and the drop
+			// would lose a write that must win by order, as on one server:
+			// SetMark back to an earlier value within the same second of
+			// updated_at.
+			"insert_deduplicate": 0,
+		}
 	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {

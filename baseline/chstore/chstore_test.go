@@ -6,10 +6,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nhisentry/nhisentry/baseline/chstore"
 	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
 	"github.com/nhisentry/nhisentry/detectors/engine"
 	"github.com/nhisentry/nhisentry/schemas"
 )
+
+// opener gives a test a store on a fresh, migrated database: on the shared
+// server (chstoretest.Open) or on a cluster (chstoretest.Cluster.Open), so
+// one test body checks both schemas.
+type opener = func(testing.TB) *chstore.Store
 
 func testEvents(n int, base time.Time) []schemas.Event {
 	evs := make([]schemas.Event, n)
@@ -32,8 +38,10 @@ func testEvents(n int, base time.Time) []schemas.Event {
 	return evs
 }
 
-func TestMigrateIsIdempotent(t *testing.T) {
-	s := chstoretest.Open(t)
+func TestMigrateIsIdempotent(t *testing.T) { testMigrateIsIdempotent(t, chstoretest.Open) }
+
+func testMigrateIsIdempotent(t *testing.T, open opener) {
+	s := open(t)
 	applied, err := s.Migrate(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +55,11 @@ func TestMigrateIsIdempotent(t *testing.T) {
 }
 
 func TestWriteEventsReplayIsInvisible(t *testing.T) {
-	s := chstoretest.Open(t)
+	testWriteEventsReplayIsInvisible(t, chstoretest.Open)
+}
+
+func testWriteEventsReplayIsInvisible(t *testing.T, open opener) {
+	s := open(t)
 	ctx := context.Background()
 	base := time.Date(2026, 11, 2, 10, 0, 0, 123456000, time.UTC)
 	evs := testEvents(90, base)
@@ -70,7 +82,11 @@ func TestWriteEventsReplayIsInvisible(t *testing.T) {
 }
 
 func TestLoadIssuancesKeepsTheLatest(t *testing.T) {
-	s := chstoretest.Open(t)
+	testLoadIssuancesKeepsTheLatest(t, chstoretest.Open)
+}
+
+func testLoadIssuancesKeepsTheLatest(t *testing.T, open opener) {
+	s := open(t)
 	ctx := context.Background()
 	base := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 	evs := testEvents(6, base)[:3]
@@ -91,7 +107,11 @@ func TestLoadIssuancesKeepsTheLatest(t *testing.T) {
 }
 
 func TestSentFindingsGivesTheNewestRevision(t *testing.T) {
-	s := chstoretest.Open(t)
+	testSentFindingsGivesTheNewestRevision(t, chstoretest.Open)
+}
+
+func testSentFindingsGivesTheNewestRevision(t *testing.T, open opener) {
+	s := open(t)
 	ctx := context.Background()
 	first := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 	f := schemas.Finding{ID: "f1", Detector: "d", Identity: schemas.Identity{ID: "spiffe://t/ns/a/sa/b"}, FirstSeen: schemas.At(first), LastSeen: schemas.At(first), Count: 1}

@@ -379,7 +379,11 @@ func identitiesOf(evs []schemas.Event) []string {
 }
 
 func TestRollupHistoriesMatchEvents(t *testing.T) {
-	s := chstoretest.Open(t)
+	testRollupHistoriesMatchEvents(t, chstoretest.Open)
+}
+
+func testRollupHistoriesMatchEvents(t *testing.T, open opener) {
+	s := open(t)
 	ctx := context.Background()
 	evs := craftEvents(300)
 	// Written in a few batches, as the processor would.
@@ -570,8 +574,10 @@ func TestBucketSQL(t *testing.T) {
 
 // TestRollupOddIdentityIDs runs identity ids that need quoting through the
 // SQL the store builds as text.
-func TestRollupOddIdentityIDs(t *testing.T) {
-	s := chstoretest.Open(t)
+func TestRollupOddIdentityIDs(t *testing.T) { testRollupOddIdentityIDs(t, chstoretest.Open) }
+
+func testRollupOddIdentityIDs(t *testing.T, open opener) {
+	s := open(t)
 	ctx := context.Background()
 	ids := []string{`it's`, `back\slash`, "new\nline\ttab", "ünïcødé", "?", "@name", "{x:String}", "'; DROP TABLE events; --", `\'`}
 	at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
