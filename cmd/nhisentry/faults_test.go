@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
+	"github.com/nhisentry/nhisentry/internal/peer"
 )
 
 // TestFaultKill9MidBatch kills the real binary with SIGKILL while it
@@ -277,4 +279,40 @@ func TestFaultPoisonRecordsKeepThePartitionMoving(t *testing.T) {
 		t.Errorf("dead-lettered %d records, want %d", len(gotDead), len(wantDead))
 	}
 	t.Logf("%d good records (%d events) and %d poison records on one partition", len(good), len(wantEvents), len(wantDead))
+}
+
+// TestFaultBrokerRestart stops the broker (persisting to a folder) while the
+// service is mid-stream and starts a new one on the same port and folder
+// a few seconds later. The service must reconnect and finish, and store and
+// send what an undisturbed run of the same input does.
+func TestFaultBrokerRestart(t *testing.T) {
+	ports, err := peer.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	persisted := []kfake.Opt{kfake.DataDir(t.TempDir()), kfake.Ports(ports[0])}
+	cluster := startCluster(t, persisted...)
+	brokers := cluster.ListenAddrs()
+	createTopics(t, brokers, 2, "nhi.findings.bounce", "nhi.dlq.bounce")
+	recs := makeInput(t)
+	half := len(recs) / 2
+	produce(t, brokers, recs[:half])
+
+	cfg := pipelineConfig(t, brokers, "bounce")
+	svc := startInstance(t, cfg)
+	waitFor(t, "the first commits", time.Minute, func() bool { return committedRecords(t, brokers, cfg.Kafka.GroupID) > 0 })
+	atStop := committedRecords(t, brokers, cfg.Kafka.GroupID)
+	cluster.Close()
+	time.Sleep(3 * time.Second) // down long enough for every connection to fail
+	startCluster(t, persisted...)
+	produce(t, brokers, recs[half:])
+	waitFor(t, "the service to commit every record after the restart", 2*time.Minute, func() bool {
+		return committedAll(t, brokers, cfg.Kafka.GroupID)
+	})
+	svc.end(t)
+	t.Logf("broker stopped with %d of %d records committed", atStop, len(recs))
+
+	ref := pipelineConfig(t, brokers, "ref")
+	runUntil(t, ref, func(s ingest.Stats) bool { return s.Records >= uint64(len(recs)) })
+	assertSameRun(t, brokers, ref, openStore(t, ref), cfg, openStore(t, cfg))
 }
