@@ -2,10 +2,12 @@ package kafkasrc_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -174,5 +176,32 @@ func TestLinksReachEveryInstance(t *testing.T) {
 		if n != 1 {
 			t.Errorf("instance %d read %d records from the links topic, want only the issuance", i, n)
 		}
+	}
+}
+
+// TestRepartitionerStaysUnderTheBrokersMessageLimit writes a batch of
+// several megabytes: the writer must split it into requests the broker's
+// default message.max.bytes (1 MiB) accepts.
+func TestRepartitionerStaysUnderTheBrokersMessageLimit(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "nhi.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rp, err := kafkasrc.NewRepartitioner(kafkasrc.Cluster{Brokers: c.ListenAddrs()}, "nhi.events", "", ingest.Backoff{First: time.Millisecond, Max: time.Millisecond}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rp.Close()
+	evs := make([]schemas.Event, 8000)
+	for i := range evs {
+		evs[i] = schemas.Event{ID: fmt.Sprintf("ev-%d", i), Identity: schemas.Identity{ID: "spiffe://t/ns/a/sa/b"}, Action: strings.Repeat("x", 1000)}
+	}
+	short, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	if err := rp.Handle(short, evs); err != nil {
+		t.Fatalf("8 MB of events to one partition: %v", err)
 	}
 }
