@@ -22,13 +22,13 @@ var (
 	// Column changes concern the Distributed table's column list too;
 	// every other ALTER (partitions, TTL, settings) the stored data only.
 	columnAction = regexp.MustCompile(`^(ADD|DROP|MODIFY|COMMENT|RENAME) COLUMN\b`)
-	identityCol  = regexp.MustCompile(`(?m)^\s*\(?\s*identity_id\s`)
+	identityCol  = regexp.MustCompile(`[(,]\s*identity_id\s`)
 	// A plain column first in the sorting key, not an expression.
 	firstKey = regexp.MustCompile(`ORDER BY \(?\s*(\w+)\s*(?:[,)\n]|$)`)
 )
 
 // ForCluster rewrites migrations written for one server into the same
-// schema on cluster: every statement runs ON CLUSTER; a table becomes a
+// schema on a cluster: every statement runs ON CLUSTER; a table becomes a
 // shard-local table <name>_local with the Replicated variant of its engine
 // (same sorting key, partitioning and version column) and, under its own
 // name, a Distributed table over the local ones that routes each row to a
@@ -42,7 +42,7 @@ func ForCluster(all []Migration, cluster string) ([]Migration, error) {
 	for i, m := range all {
 		out[i] = Migration{Version: m.Version, Name: m.Name}
 		for j, s := range m.Statements {
-			stmts, err := c.statement(s, replicatedPath(m.Version))
+			stmts, err := c.statement(s, m.Version)
 			if err != nil {
 				return nil, fmt.Errorf("migration %04d_%s statement %d on cluster %s: %w", m.Version, m.Name, j+1, cluster, err)
 			}
@@ -52,15 +52,13 @@ func ForCluster(all []Migration, cluster string) ([]Migration, error) {
 	return out, nil
 }
 
-// replicatedPath is where a shard's replicas of a table meet in ZooKeeper.
+// zooKeeperPath is where a shard's replicas of a table meet in ZooKeeper.
 // It carries the version of the migration that creates the table, so a
 // table dropped and created again (0007's response_audit) never meets its
 // predecessor's metadata, which a drop can leave behind for a while
 // (current ClickHouse removes dropped tables of an Atomic database late).
-func replicatedPath(version int) func(db, table string) string {
-	return func(db, table string) string {
-		return fmt.Sprintf("/clickhouse/tables/{shard}/%s/%s/%04d", db, table, version)
-	}
+func zooKeeperPath(db, table string, version int) string {
+	return fmt.Sprintf("/clickhouse/tables/{shard}/%s/%s/%04d", db, table, version)
 }
 
 // clusterSchema rewrites statements in migration order; it remembers each
@@ -78,13 +76,17 @@ func (c clusterSchema) distributed(db, table string) string {
 		"ENGINE = Distributed(" + c.name + ", " + db + ", " + table + LocalSuffix + ", " + c.keys[db+"."+table] + ")"
 }
 
-func (c clusterSchema) statement(s string, path func(db, table string) string) ([]string, error) {
+// statement is s, a statement of migration version, on the cluster.
+func (c clusterSchema) statement(s string, version int) ([]string, error) {
 	on := " ON CLUSTER " + c.name
 	if m := createDatabase.FindStringSubmatch(s); m != nil {
 		return []string{s + on}, nil
 	}
 	if m := createTable.FindStringSubmatch(s); m != nil {
 		db, table, columns, engine, args, rest := m[1], m[2], m[3], m[4], m[5], m[6]
+		if strings.HasPrefix(engine, "Replicated") {
+			return nil, fmt.Errorf("table %s: engine %s is already replicated; migration files are written for one server", table, engine)
+		}
 		key, err := shardingKey(columns, rest)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", table, err)
@@ -92,7 +94,7 @@ func (c clusterSchema) statement(s string, path func(db, table string) string) (
 		c.keys[db+"."+table] = key
 		return []string{
 			"CREATE TABLE IF NOT EXISTS " + db + "." + table + LocalSuffix + on + "\n" + columns + "\n" +
-				"ENGINE = " + replicated(engine, args, path(db, table), "'{replica}'") + "\n" + rest,
+				"ENGINE = " + replicated(engine, args, zooKeeperPath(db, table, version), "'{replica}'") + "\n" + rest,
 			c.distributed(db, table),
 		}, nil
 	}

@@ -81,6 +81,19 @@ func TestForCluster(t *testing.T) {
 			wantErr: "no cluster form",
 		},
 		{
+			name: "one-line column list", cluster: "c",
+			stmts: []string{"CREATE TABLE IF NOT EXISTS d.m (id String, identity_id String) ENGINE = MergeTree ORDER BY id"},
+			want: []string{
+				"CREATE TABLE IF NOT EXISTS d.m_local ON CLUSTER c\n(id String, identity_id String)\nENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/d/m/0001', '{replica}')\nORDER BY id",
+				"CREATE TABLE IF NOT EXISTS d.m ON CLUSTER c AS d.m_local\nENGINE = Distributed(c, d, m_local, cityHash64(identity_id))",
+			},
+		},
+		{
+			name: "an engine already replicated", cluster: "c",
+			stmts:   []string{"CREATE TABLE IF NOT EXISTS d.m (x UInt8) ENGINE = ReplicatedMergeTree('/p', 'r') ORDER BY x"},
+			wantErr: "already replicated",
+		},
+		{
 			name: "no key to shard by", cluster: "c",
 			stmts:   []string{"CREATE TABLE IF NOT EXISTS d.m (x UInt8) ENGINE = MergeTree PARTITION BY x ORDER BY tuple()"},
 			wantErr: "no identity_id column and no ORDER BY",
