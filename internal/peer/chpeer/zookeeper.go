@@ -54,7 +54,10 @@ admin.enableServer=false
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(java, "-Xmx128m", "-cp", zookeeperJar+":/usr/share/java/slf4j-simple.jar", "org.apache.zookeeper.server.ZooKeeperServerMain", confPath)
+	// slf4j-simple (Debian's libslf4j-java, a zookeeper dependency) makes
+	// ZooKeeper log to zookeeper.log instead of nowhere.
+	cmd := exec.Command(java, "-Xmx128m", "-cp", zookeeperJar+":/usr/share/java/slf4j-simple.jar",
+		"org.apache.zookeeper.server.ZooKeeperServerMain", confPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = peer.SysProcAttr()
 	if err := cmd.Start(); err != nil {
