@@ -108,7 +108,10 @@ func (c Cluster) franz(extra ...kgo.Opt) (*kgo.Client, error) {
 
 // Writer is a synchronous writer to topic that waits for all in-sync
 // replicas, so a returned write is durable before the input batch is
-// committed. Messages with the same key go to the same partition.
+// committed. Messages with the same key go to the same partition. A
+// request to one partition stays under the brokers' default
+// message.max.bytes (MaxRequestBytes); a single larger message is refused
+// by the writer (see DeadLetters for records that may be that large).
 func (c Cluster) Writer(topic string) (*kafka.Writer, error) {
 	t, err := c.transport()
 	if err != nil {
@@ -120,11 +123,15 @@ func (c Cluster) Writer(topic string) (*kafka.Writer, error) {
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    10000,
-		BatchBytes:   64 << 20,
+		BatchBytes:   MaxRequestBytes,
 		BatchTimeout: 5 * time.Millisecond,
 		Transport:    t,
 	}, nil
 }
+
+// MaxRequestBytes is the size of a produce request to one partition that
+// every broker accepts by default (Kafka's message.max.bytes, 1 MiB).
+const MaxRequestBytes = 1 << 20
 
 // Ping checks that the cluster answers metadata requests with these
 // credentials.

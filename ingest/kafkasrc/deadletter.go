@@ -2,6 +2,7 @@ package kafkasrc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -25,8 +26,11 @@ const (
 
 // DeadLetters writes dead letters to one topic.
 type DeadLetters struct {
-	w   *kafka.Writer
-	now func() time.Time
+	// w batches letters in requests every broker accepts; big sends one
+	// letter too large for that alone (an input topic may allow records
+	// over 1 MiB; then the dead-letter topic must allow them too).
+	w, big *kafka.Writer
+	now    func() time.Time
 }
 
 // NewDeadLetters returns a writer to topic.
@@ -35,7 +39,13 @@ func NewDeadLetters(c Cluster, topic string) (*DeadLetters, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DeadLetters{w: w, now: time.Now}, nil
+	big, err := c.Writer(topic)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	big.BatchSize, big.BatchBytes = 1, 1<<30
+	return &DeadLetters{w: w, big: big, now: time.Now}, nil
 }
 
 // WriteDeadLetters implements ingest.DeadLetterWriter.
@@ -57,11 +67,33 @@ func (d *DeadLetters) WriteDeadLetters(ctx context.Context, letters []ingest.Dea
 			},
 		}
 	}
-	if err := d.w.WriteMessages(ctx, msgs...); err != nil {
+	small := msgs[:0]
+	for _, m := range msgs {
+		if size(m) < MaxRequestBytes/2 {
+			small = append(small, m)
+			continue
+		}
+		if err := d.big.WriteMessages(ctx, m); err != nil {
+			return fmt.Errorf("dead-letter topic %s: a letter of %d bytes: %w", d.w.Topic, len(m.Value), err)
+		}
+	}
+	if len(small) == 0 {
+		return nil
+	}
+	if err := d.w.WriteMessages(ctx, small...); err != nil {
 		return fmt.Errorf("dead-letter topic %s: %w", d.w.Topic, err)
 	}
 	return nil
 }
 
-// Close flushes and closes the writer.
-func (d *DeadLetters) Close() error { return d.w.Close() }
+// size approximates a message's bytes in a request.
+func size(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// Close flushes and closes the writers.
+func (d *DeadLetters) Close() error { return errors.Join(d.w.Close(), d.big.Close()) }

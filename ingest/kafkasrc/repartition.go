@@ -41,10 +41,6 @@ func NewRepartitioner(c Cluster, topic, linksTopic string, b ingest.Backoff, log
 	if err != nil {
 		return nil, err
 	}
-	// Many small events: a partition's batch must stay under the brokers'
-	// default message.max.bytes (1 MiB), which the writer's 64 MiB batches
-	// for dead letters would pass.
-	w.BatchBytes = 1 << 20
 	r := &Repartitioner{w: w, backoff: b, log: log}
 	if r.backoff.First <= 0 {
 		r.backoff = ingest.DefaultBackoff
@@ -54,7 +50,6 @@ func NewRepartitioner(c Cluster, topic, linksTopic string, b ingest.Backoff, log
 			w.Close()
 			return nil, err
 		}
-		r.links.BatchBytes = w.BatchBytes
 	}
 	return r, nil
 }
