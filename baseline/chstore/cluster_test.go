@@ -4,6 +4,7 @@ package chstore_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nhisentry/nhisentry/baseline/chstore"
 	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
+	"github.com/nhisentry/nhisentry/response"
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
@@ -98,6 +100,43 @@ func TestCluster(t *testing.T) {
 		}
 		if n := chstoretest.Count(t, s, "SELECT count() FROM "+s.Database()+".events FINAL"); n != 150 {
 			t.Errorf("events FINAL after retention = %d, want 150", n)
+		}
+	})
+
+	t.Run("the response audit keeps the newest version of each action", func(t *testing.T) {
+		s := c.Open(t)
+		ctx := context.Background()
+		at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+		var recs []response.Record
+		for i := range 40 { // 20 actions on 20 identities, each written queued then succeeded
+			st := response.StatusQueued
+			if i >= 20 {
+				st = response.StatusSucceeded
+			}
+			recs = append(recs, response.Record{
+				ID: fmt.Sprintf("act-%d", i%20), IdentityID: fmt.Sprintf("aws:role/1/r%d", i%20),
+				Time: at, UpdatedAt: at.Add(time.Duration(i) * time.Second), Version: uint64(i + 1), Status: st,
+			})
+		}
+		for _, batch := range [][]response.Record{recs[:20], recs[20:], recs[20:]} { // the last a replay
+			if err := s.WriteAudit(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.LoadAudit(ctx, response.AuditQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 20 {
+			t.Fatalf("LoadAudit gave %d records, want 20", len(got))
+		}
+		for _, r := range got {
+			if r.Status != response.StatusSucceeded {
+				t.Errorf("%s: status %s, want the newest, succeeded", r.ID, r.Status)
+			}
+		}
+		if n := chstoretest.Count(t, s, "SELECT count() FROM "+s.Database()+".response_audit FINAL"); n != 20 {
+			t.Errorf("response_audit FINAL = %d rows, want 20", n)
 		}
 	})
 
