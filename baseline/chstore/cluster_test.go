@@ -48,7 +48,8 @@ func TestCluster(t *testing.T) {
 		evs := testEvents(300, time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC))
 		for i := range evs {
 			evs[i].Identity.ID = evs[i].Identity.ID + "-" + string(rune('a'+i%20)) // 60 identities
-			if i%2 == 0 {                                                          // and October, for retention on every shard
+			// Half in October, for retention on every shard.
+			if i%2 == 0 {
 				evs[i].Time = schemas.At(evs[i].Time.AddDate(0, 0, -7))
 			}
 		}
