@@ -9,10 +9,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +32,8 @@ import (
 	"github.com/nhisentry/nhisentry/ingest/formats"
 	"github.com/nhisentry/nhisentry/ingest/kafkasrc"
 	"github.com/nhisentry/nhisentry/internal/peer"
+	"github.com/nhisentry/nhisentry/internal/secure"
+	"github.com/nhisentry/nhisentry/response/outputs"
 )
 
 // TestFaultKill9MidBatch kills the real binary with SIGKILL while it
@@ -315,4 +321,91 @@ func TestFaultBrokerRestart(t *testing.T) {
 	ref := pipelineConfig(t, brokers, "ref")
 	runUntil(t, ref, func(s ingest.Stats) bool { return s.Records >= uint64(len(recs)) })
 	assertSameRun(t, brokers, ref, openStore(t, ref), cfg, openStore(t, cfg))
+}
+
+// TestFaultSlowOutput runs the service with a webhook that holds every
+// request until the test lets it answer: detection must wait for it
+// (outputs.max_lag engages backpressure), so once the wait begins nothing
+// more is consumed, detected or sent — the input waits in Kafka and the
+// output's lag stops growing. Once the webhook answers, everything is
+// consumed and the webhook has received exactly the stored findings.
+func TestFaultSlowOutput(t *testing.T) {
+	brokers := startBroker(t)
+	createTopics(t, brokers, 2, "nhi.findings.slow", "nhi.dlq.slow")
+	produce(t, brokers, makeInput(t))
+	total := inputRecords(t, brokers)
+
+	const key = "slow-webhook-key"
+	t.Setenv("NHI_TEST_SLOW_WEBHOOK_KEY", key)
+	answer := make(chan struct{})
+	hook := &idSet{ids: map[string]bool{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var batch struct {
+			Findings []struct {
+				Info struct {
+					UID string `json:"uid"`
+				} `json:"finding_info"`
+			} `json:"findings"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		<-answer
+		for _, f := range batch.Findings {
+			hook.add(f.Info.UID)
+		}
+	}))
+	defer srv.Close()
+	release := sync.OnceFunc(func() { close(answer) })
+	defer release() // before srv.Close, which waits for held requests
+
+	cfg := pipelineConfig(t, brokers, "slow")
+	const maxLag = 5
+	cfg.Outputs.MaxLag = maxLag
+	cfg.Outputs.BatchSize = 10
+	cfg.Outputs.Webhooks = []outputs.Webhook{{WebhookConfig: outputs.WebhookConfig{
+		Name: "slow", Kind: "json", URL: srv.URL, Timeout: time.Minute, Secret: secure.Secret{Env: "NHI_TEST_SLOW_WEBHOOK_KEY"}}}}
+	if errs := cfg.validate(); len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	svc := startInstance(t, cfg)
+	waitFor(t, "backpressure to engage", time.Minute, func() bool {
+		return gauge(t, svc.svc.reg, "nhi_output_backpressure") == 1
+	})
+	// Detection waits with its batch uncommitted: from now on nothing is
+	// consumed and no finding is added to the topic while the webhook holds.
+	// Nothing has been delivered, so once measured (every second) the lag
+	// is every finding sent.
+	held, sent := svc.consumed(), findingsSent(t, brokers, cfg.Kafka.FindingsTopic)
+	waitFor(t, "the output lag to count every finding sent", 10*time.Second, func() bool {
+		return gauge(t, svc.svc.reg, "nhi_output_lag") == float64(sent)
+	})
+	lag := gauge(t, svc.svc.reg, "nhi_output_lag")
+	time.Sleep(3 * time.Second)
+	if now := svc.consumed(); now != held || held >= total {
+		t.Errorf("records consumed while detection waited: %d, then %d (of %d)", held, now, total)
+	}
+	if now := findingsSent(t, brokers, cfg.Kafka.FindingsTopic); now != sent {
+		t.Errorf("findings sent while detection waited: %d, then %d", sent, now)
+	}
+	if now := gauge(t, svc.svc.reg, "nhi_output_lag"); now != lag {
+		t.Errorf("output lag moved while detection waited: %v, then %v", lag, now)
+	}
+
+	release()
+	store := openStore(t, cfg)
+	waitFor(t, "everything to be consumed and delivered", 2*time.Minute, func() bool {
+		return committedAll(t, brokers, cfg.Kafka.GroupID) && equalSets(hook.snapshot(), findingIDs(t, store))
+	})
+	svc.end(t)
+	t.Logf("%d of %d records consumed and %d findings sent (output lag %v, max_lag %d) while the webhook held; %d findings delivered once it answered",
+		held, total, sent, lag, maxLag, len(hook.snapshot()))
+}
+
+// findingsSent is how many records the findings topic holds.
+func findingsSent(t *testing.T, brokers []string, topic string) int {
+	t.Helper()
+	n := 0
+	readAll(t, brokers, topic, func(*kgo.Record) { n++ })
+	return n
 }
