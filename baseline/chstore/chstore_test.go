@@ -3,6 +3,7 @@ package chstore_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -141,5 +142,54 @@ func testSentFindingsGivesTheNewestRevision(t *testing.T, open opener) {
 	}
 	if err := s.SentFindings(ctx, time.Now().Add(time.Hour), func(f engine.Sent) { t.Errorf("stored before the time asked: %+v", f) }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInstancesMigrateTogether starts four stores on one new database at
+// once, as replicas of one deployment do, a few times over: every one must
+// come up, and the schema must be whole.
+func TestInstancesMigrateTogether(t *testing.T) {
+	for round := range 5 {
+		t.Run(fmt.Sprint("round ", round), testInstancesMigrateTogether)
+	}
+}
+
+func testInstancesMigrateTogether(t *testing.T) {
+	cfg := chstoretest.Config(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	const instances = 4
+	stores := make([]*chstore.Store, instances)
+	for i := range stores {
+		s, err := chstore.Open(ctx, cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			chstoretest.Unavailable(t, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	t.Cleanup(func() { _ = stores[0].Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database) })
+	start := make(chan struct{})
+	errs := make(chan error, instances)
+	for _, s := range stores {
+		go func() {
+			<-start
+			_, err := s.Migrate(ctx)
+			errs <- err
+		}()
+	}
+	close(start)
+	for range instances {
+		if err := <-errs; err != nil {
+			t.Fatalf("a store starting with %d others: %v", instances-1, err)
+		}
+	}
+	applied, err := stores[0].Migrate(ctx)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("after the concurrent start, Migrate applied %v (%v); want nothing left", applied, err)
+	}
+	var n uint64
+	if err := stores[0].Conn().QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = 'findings' AND name IN ('count', 'revision')", cfg.Database).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("findings has %d of the columns the later migrations add (%v)", n, err)
 	}
 }

@@ -169,40 +169,85 @@ func Apply(ctx context.Context, conn driver.Conn, t Target, log *slog.Logger) ([
 			return nil, fmt.Errorf("migrate %s: bootstrap: %w", db, err)
 		}
 	}
-	done := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM "+db+".schema_migrations")
+	done, err := appliedVersions(ctx, conn, db)
 	if err != nil {
-		return nil, fmt.Errorf("migrate %s: read applied versions: %w", db, err)
-	}
-	for rows.Next() {
-		var v uint32
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("migrate %s: scan version: %w", db, err)
-		}
-		done[int(v)] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("migrate %s: read applied versions: %w", db, err)
+		return nil, err
 	}
 	var applied []int
 	for _, m := range all {
 		if done[m.Version] {
 			continue
 		}
-		for i, s := range m.Statements {
-			if err := conn.Exec(ctx, s); err != nil {
-				return applied, fmt.Errorf("migrate %s: %04d_%s statement %d: %w", db, m.Version, m.Name, i+1, err)
-			}
+		byOther, err := apply(ctx, conn, db, m)
+		switch {
+		case err != nil:
+			return applied, err
+		case byOther:
+			log.Info("migration applied by another instance", "database", db, "version", m.Version, "name", m.Name)
+		default:
+			log.Info("applied migration", "database", db, "version", m.Version, "name", m.Name)
+			applied = append(applied, m.Version)
 		}
-		if err := record(ctx, conn, db, m); err != nil {
-			return applied, fmt.Errorf("migrate %s: record %04d_%s: %w", db, m.Version, m.Name, err)
-		}
-		log.Info("applied migration", "database", db, "version", m.Version, "name", m.Name)
-		applied = append(applied, m.Version)
 	}
 	return applied, nil
+}
+
+// apply runs m's statements and records it. Instances starting together
+// race through the same migration, and the loser's ALTER fails on a column
+// the winner has just added: after a failure apply waits for another
+// instance to record m, and reports byOther when one did.
+func apply(ctx context.Context, conn driver.Conn, db string, m Migration) (byOther bool, err error) {
+	for i, s := range m.Statements {
+		if err := conn.Exec(ctx, s); err != nil {
+			if waitApplied(ctx, conn, db, m.Version, concurrentWait) {
+				return true, nil
+			}
+			return false, fmt.Errorf("migrate %s: %04d_%s statement %d: %w", db, m.Version, m.Name, i+1, err)
+		}
+	}
+	if err := record(ctx, conn, db, m); err != nil {
+		return false, fmt.Errorf("migrate %s: record %04d_%s: %w", db, m.Version, m.Name, err)
+	}
+	return false, nil
+}
+
+// concurrentWait bounds how long Apply waits for another instance to finish
+// a migration whose statement failed here.
+const concurrentWait = 30 * time.Second
+
+// waitApplied reports whether version is recorded as applied within wait.
+func waitApplied(ctx context.Context, conn driver.Conn, db string, version int, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for {
+		if done, err := appliedVersions(ctx, conn, db); err == nil && done[version] {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// appliedVersions reads the versions recorded in schema_migrations.
+func appliedVersions(ctx context.Context, conn driver.Conn, db string) (map[int]bool, error) {
+	done := map[int]bool{}
+	rows, err := conn.Query(ctx, "SELECT version FROM "+db+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate %s: read applied versions: %w", db, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("migrate %s: scan version: %w", db, err)
+		}
+		done[int(v)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("migrate %s: read applied versions: %w", db, err)
+	}
+	return done, nil
 }
 
 // record notes m as applied. It goes through a batch because ClickHouse 18.16
