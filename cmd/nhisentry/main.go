@@ -200,6 +200,10 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "database %s: %d migration(s) applied, schema up to date\n", cfg.ClickHouse.Database, len(applied))
+	where := "database " + cfg.ClickHouse.Database
+	if cfg.ClickHouse.Cluster != "" {
+		where += " on cluster " + cfg.ClickHouse.Cluster
+	}
+	fmt.Fprintf(stdout, "%s: %d migration(s) applied, schema up to date\n", where, len(applied))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nhisentry/nhisentry/baseline/chstore"
 	"github.com/nhisentry/nhisentry/baseline/chstore/chstoretest"
 	"github.com/nhisentry/nhisentry/ingest"
 	"github.com/nhisentry/nhisentry/schemas"
@@ -57,6 +59,39 @@ func TestMigratePrintSQLNeedsNoServer(t *testing.T) {
 	}
 	if err := run([]string{"migrate", "--print-sql", "--cluster", "a;b"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "cluster name") {
 		t.Errorf("a bad cluster name: err = %v", err)
+	}
+}
+
+// TestMigrateOnCluster runs `migrate --cluster` on a private two-shard
+// cluster: the first run creates the schema on both servers, the second
+// applies nothing.
+func TestMigrateOnCluster(t *testing.T) {
+	c := chstoretest.StartCluster(t)
+	cfg := c.Config(t)
+	t.Setenv("NHI_CLICKHOUSE_ADDR", cfg.Addr)
+	t.Setenv("NHI_CLICKHOUSE_DATABASE", cfg.Database)
+	for _, want := range []string{"7 migration(s) applied", "0 migration(s) applied"} {
+		var out, errOut bytes.Buffer
+		if err := run([]string{"migrate", "--cluster", chstoretest.ClusterName}, &out, &errOut); err != nil {
+			t.Fatalf("%v\n%s", err, errOut.String())
+		}
+		if want = "database " + cfg.Database + " on cluster " + chstoretest.ClusterName + ": " + want; !strings.Contains(out.String(), want) {
+			t.Fatalf("migrate said %q, want %q", out.String(), want)
+		}
+	}
+	// On each server: the seven tables, local and Distributed, and
+	// schema_migrations; the cluster's servers are gone after the test.
+	for _, shard := range c.Shards {
+		cfg.Addr = shard.Addr
+		s, err := chstore.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := "SELECT count() FROM system.tables WHERE database = '" + cfg.Database + "' AND (engine LIKE 'Replicated%' OR engine = 'Distributed')"
+		if n := chstoretest.Count(t, s, q); n != 15 {
+			t.Errorf("server %s has %d Replicated and Distributed tables, want 15", shard.Addr, n)
+		}
+		s.Close()
 	}
 }
 
