@@ -17,6 +17,8 @@ type e2eOptions struct {
 	liveRate int
 	liveFor  time.Duration
 	timeout  time.Duration
+	// instances > 1 scales out through the repartition topic.
+	instances int
 }
 
 type e2eResult struct {
@@ -29,7 +31,8 @@ type e2eResult struct {
 	p50, p99         float64 // seconds
 	bytesPerIdentity float64
 	identities       float64
-	peakRSS          float64
+	peakRSS          float64 // of the largest instance
+	instances        int
 }
 
 func runEndToEnd(ctx context.Context, o e2eOptions, rulesFile string, logf func(string, ...any)) (e2eResult, error) {
@@ -49,26 +52,32 @@ func runEndToEnd(ctx context.Context, o e2eOptions, rulesFile string, logf func(
 	}
 	res.backlog = n
 
-	svc, err := e2e.StartService(ctx, e2e.ServiceOptions{Flags: o.service, Brokers: b.Addrs(),
-		Dir: o.dir, RulesFile: rulesFile})
-	if err != nil {
-		return res, err
+	res.instances = max(o.instances, 1)
+	var svc e2e.Services
+	defer func() { svc.Stop() }()
+	for i := range res.instances {
+		s, err := e2e.StartService(ctx, e2e.ServiceOptions{Flags: o.service, Brokers: b.Addrs(),
+			Dir: o.dir, RulesFile: rulesFile, Instance: i, Repartition: res.instances > 1})
+		if err != nil {
+			return res, err
+		}
+		svc = append(svc, s)
+		logf("nhisentry instance %d started (log %s)", i, s.Log())
 	}
-	defer svc.Stop()
-	logf("nhisentry started (log %s); waiting for %d records", svc.Log(), n)
+	logf("waiting for %d records", n)
 	deadline := time.Now().Add(o.timeout)
-	first, err := svc.WaitFor(ctx, deadline, func(s e2e.Scrape) bool { return e2e.Sum(s.Samples, e2e.MetricRecords) > 0 })
+	first, err := svc.WaitFor(ctx, deadline, func(s e2e.Scrape) bool { return e2e.InputRecords(s.Samples) > 0 })
 	if err != nil {
 		return res, err
 	}
-	last, err := svc.WaitFor(ctx, deadline, func(s e2e.Scrape) bool { return e2e.Sum(s.Samples, e2e.MetricRecords) >= float64(n) })
+	last, err := svc.WaitFor(ctx, deadline, func(s e2e.Scrape) bool { return e2e.Done(s.Samples, float64(n), res.instances > 1) })
 	if err != nil {
 		return res, err
 	}
 	// The first reading already counts what was read before it, so the
 	// rates are taken between the two readings.
 	if d := last.At.Sub(first.At).Seconds(); d > 0 {
-		res.sustained = (e2e.Sum(last.Samples, e2e.MetricRecords) - e2e.Sum(first.Samples, e2e.MetricRecords)) / d
+		res.sustained = (e2e.InputRecords(last.Samples) - e2e.InputRecords(first.Samples)) / d
 		res.sustainedEvents = (e2e.Sum(last.Samples, e2e.MetricEvents) - e2e.Sum(first.Samples, e2e.MetricEvents)) / d
 	}
 
@@ -88,7 +97,7 @@ func runEndToEnd(ctx context.Context, o e2eOptions, rulesFile string, logf func(
 	res.live = live
 	res.liveRate = float64(live) / time.Since(liveStart).Seconds()
 	end, err := svc.WaitFor(ctx, time.Now().Add(o.timeout), func(s e2e.Scrape) bool {
-		return e2e.Sum(s.Samples, e2e.MetricRecords) >= float64(n+live)
+		return e2e.Done(s.Samples, float64(n+live), res.instances > 1)
 	})
 	if err != nil {
 		return res, err
@@ -100,6 +109,6 @@ func runEndToEnd(ctx context.Context, o e2eOptions, rulesFile string, logf func(
 	if res.identities > 0 {
 		res.bytesPerIdentity = e2e.Sum(end.Samples, e2e.MetricCacheBytes) / res.identities
 	}
-	res.peakRSS = svc.PeakRSS
+	res.peakRSS = svc.PeakRSS()
 	return res, nil
 }

@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.liveRate, "live-rate", 5000, "records per second of the live phase (the latency figure)")
 	fs.DurationVar(&o.liveFor, "live-for", 20*time.Second, "duration of the live phase")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when nhisentry has not read a phase's records by then")
+	fs.IntVar(&o.instances, "instances", 1, "nhisentry processes; more than one scale out through the repartition topic")
 	o.service.Register(fs, "nhisentry_bench")
 	skipE2E := fs.Bool("in-process-only", false, "skip the end-to-end run (no ClickHouse needed)")
 	if err := fs.Parse(args); err != nil {
@@ -96,10 +97,10 @@ func printTable(w io.Writer, seed int64, in inProcResult, res *e2eResult) {
 	fmt.Fprintf(tw, "decode+normalize+detect, 1 core\t%.0f events/s\t%.0f records/s, %d findings\n", perSec(in.events, in.full), perSec(in.records, in.full), in.findings)
 	fmt.Fprintf(tw, "ratio full path / parse only (records/s)\t%.2f\t\n", perSec(in.records, in.full)/perSec(in.records, in.parse))
 	if res != nil {
-		fmt.Fprintf(tw, "Kafka → nhisentry → ClickHouse + findings, sustained\t%.0f events/s\t%.0f records/s, %d backlog records\n", res.sustainedEvents, res.sustained, res.backlog)
+		fmt.Fprintf(tw, "Kafka → nhisentry → ClickHouse + findings, sustained\t%.0f events/s\t%.0f records/s, %d backlog records, %d instance(s)\n", res.sustainedEvents, res.sustained, res.backlog, res.instances)
 		fmt.Fprintf(tw, "event-to-finding latency p50 / p99\t%s / %s\t%.0f findings, live %d records at %.0f/s\n", e2e.FormatSeconds(res.p50), e2e.FormatSeconds(res.p99), res.findings, res.live, res.liveRate)
 		fmt.Fprintf(tw, "bytes per cached identity\t%.0f\t%.0f identities cached\n", res.bytesPerIdentity, res.identities)
-		fmt.Fprintf(tw, "peak memory (RSS of nhisentry)\t%.0f MiB\tsampled every 250 ms\n", res.peakRSS/(1<<20))
+		fmt.Fprintf(tw, "peak memory (RSS of nhisentry)\t%.0f MiB\tsampled every 250 ms; the largest instance\n", res.peakRSS/(1<<20))
 	}
 	tw.Flush()
 }

@@ -104,6 +104,38 @@ func Sum(samples []Sample, name string) float64 {
 	return total
 }
 
+// InputRecords is how many input records the services read: the records
+// counter without the repartition topic, which a scaled-out service's
+// detector stage reads (its records are events already counted).
+func InputRecords(samples []Sample) float64 {
+	var total float64
+	for _, s := range samples {
+		if s.Name == MetricRecords && s.Labels["topic"] != RepartitionTopic {
+			total += s.Value
+		}
+	}
+	return total
+}
+
+// Done reports whether the services have read n input records and, when
+// they scale out, detected every event those records held: their detector
+// stages read the repartition topic behind their ingest stages.
+func Done(samples []Sample, n float64, scaledOut bool) bool {
+	if InputRecords(samples) < n {
+		return false
+	}
+	if !scaledOut {
+		return true
+	}
+	var detected float64
+	for _, s := range samples {
+		if s.Name == MetricRecords && s.Labels["topic"] == RepartitionTopic {
+			detected += s.Value
+		}
+	}
+	return detected >= Sum(samples, MetricEvents)
+}
+
 // buckets returns a histogram's cumulative counts by upper bound, summed
 // over all its other labels (e.g. every telemetry family).
 func Buckets(samples []Sample, histogram string) map[float64]float64 {

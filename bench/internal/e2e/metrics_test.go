@@ -81,3 +81,32 @@ func TestDelta(t *testing.T) {
 		t.Errorf("got %v, want map[1:3 2:9]", got)
 	}
 }
+
+func TestDoneWaitsForTheDetectorStage(t *testing.T) {
+	records := func(topic string, v float64) Sample {
+		return Sample{Name: MetricRecords, Labels: map[string]string{"topic": topic}, Value: v}
+	}
+	events := Sample{Name: MetricEvents, Labels: map[string]string{}, Value: 900}
+	for _, tt := range []struct {
+		name      string
+		samples   []Sample
+		scaledOut bool
+		input     float64
+		done      bool
+	}{
+		{"one stage, all read", []Sample{records("a", 600), records("b", 400), events}, false, 1000, true},
+		{"one stage, some read", []Sample{records("a", 600), events}, false, 600, false},
+		{"scaled out, detector behind", []Sample{records("a", 1000), records(RepartitionTopic, 899), events}, true, 1000, false},
+		{"scaled out, detector idle", []Sample{records("a", 1000), events}, true, 1000, false},
+		{"scaled out, all detected", []Sample{records("a", 1000), records(RepartitionTopic, 600), records(RepartitionTopic, 300), events}, true, 1000, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := InputRecords(tt.samples); got != tt.input {
+				t.Errorf("InputRecords = %v, want %v", got, tt.input)
+			}
+			if got := Done(tt.samples, 1000, tt.scaledOut); got != tt.done {
+				t.Errorf("Done = %v, want %v", got, tt.done)
+			}
+		})
+	}
+}

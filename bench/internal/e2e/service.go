@@ -40,6 +40,13 @@ var Topics = map[string]string{
 // GroupID is the consumer group the service reads the input topics in.
 const GroupID = "nhisentry-bench"
 
+// The topics between the stages when the services scale out
+// (ServiceOptions.Repartition).
+const (
+	RepartitionTopic = "nhi.events"
+	LinksTopic       = "nhi.links"
+)
+
 // Metrics the harnesses read from /metrics.
 const (
 	MetricRecords    = "nhi_ingest_records_total"
@@ -71,8 +78,9 @@ func InputTopics() []string {
 	return out
 }
 
-// Broker is an in-process broker holding the input topics (4 partitions
-// each), the findings and dead-letter topics, and a producer client for it.
+// Broker is an in-process broker holding the input and repartition topics
+// (4 partitions each), the findings, dead-letter and links topics, and a
+// producer client for it.
 type Broker struct {
 	cluster *kfake.Cluster
 	Client  *kgo.Client
@@ -80,8 +88,8 @@ type Broker struct {
 
 // StartBroker starts the broker and its producer.
 func StartBroker() (*Broker, error) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, InputTopics()...),
-		kfake.SeedTopics(1, "nhi.findings", "nhi.deadletter"))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, append(InputTopics(), RepartitionTopic)...),
+		kfake.SeedTopics(1, "nhi.findings", "nhi.deadletter", LinksTopic))
 	if err != nil {
 		return nil, fmt.Errorf("start in-process broker: %w", err)
 	}
@@ -152,6 +160,12 @@ type ServiceOptions struct {
 	Brokers   []string // the broker to read
 	Dir       string   // for the configuration and the log
 	RulesFile string
+	// Instance numbers the services of one run: instance 0 drops the
+	// database, the others share it, each with its own files.
+	Instance int
+	// Repartition scales out: the services detect in one group through
+	// RepartitionTopic and share LinksTopic.
+	Repartition bool
 }
 
 // Service is a running `nhisentry run` subprocess.
@@ -167,18 +181,24 @@ type Service struct {
 // StartService drops the database and starts nhisentry with the defaults
 // plus the harness's broker, database, listen address and rules.
 func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
-	if err := dropDatabase(ctx, o.ClickHouse, o.Database); err != nil {
-		return nil, err
+	if o.Instance == 0 {
+		if err := dropDatabase(ctx, o.ClickHouse, o.Database); err != nil {
+			return nil, err
+		}
 	}
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	cfgFile := filepath.Join(o.Dir, "nhisentry.yaml")
-	if err := os.WriteFile(cfgFile, []byte(configYAML(o.Brokers, o.ClickHouse, o.Database, listen, o.RulesFile)), 0o600); err != nil {
+	name := "nhisentry"
+	if o.Instance > 0 {
+		name = fmt.Sprintf("nhisentry-%d", o.Instance)
+	}
+	cfgFile := filepath.Join(o.Dir, name+".yaml")
+	if err := os.WriteFile(cfgFile, []byte(configYAML(o.Brokers, o.ClickHouse, o.Database, listen, o.RulesFile, o.Repartition)), 0o600); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
-	logFile, err := os.Create(filepath.Join(o.Dir, "nhisentry.log"))
+	logFile, err := os.Create(filepath.Join(o.Dir, name+".log"))
 	if err != nil {
 		return nil, fmt.Errorf("service log: %w", err)
 	}
@@ -204,8 +224,11 @@ func (s *Service) Log() string { return s.log }
 func (s *Service) Exited() <-chan struct{} { return s.done }
 
 // ExitErr says how the process ended; call it after Exited is closed.
+// The log's last lines are included: the run's folder is removed on exit.
 func (s *Service) ExitErr() error {
-	return fmt.Errorf("nhisentry exited early: %v (see %s)", s.err, s.log)
+	b, _ := os.ReadFile(s.log)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return fmt.Errorf("nhisentry exited early: %v; the end of %s:\n%s", s.err, s.log, strings.Join(lines[max(len(lines)-5, 0):], "\n"))
 }
 
 // Stop sends SIGTERM, so the service commits what it has read, and kills
@@ -244,26 +267,68 @@ const pollEvery = 250 * time.Millisecond
 // WaitFor reads /metrics every pollEvery until done accepts a reading, the
 // deadline passes or the service exits.
 func (s *Service) WaitFor(ctx context.Context, deadline time.Time, done func(Scrape) bool) (Scrape, error) {
+	return Services{s}.WaitFor(ctx, deadline, done)
+}
+
+// Services are the instances of one run.
+type Services []*Service
+
+// WaitFor reads every service's /metrics every pollEvery, giving done one
+// Scrape with all their samples, until done accepts a reading, the deadline
+// passes or a service exits.
+func (ss Services) WaitFor(ctx context.Context, deadline time.Time, done func(Scrape) bool) (Scrape, error) {
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	for {
-		sc, err := s.Read(ctx)
-		if err == nil {
-			s.PeakRSS = max(s.PeakRSS, Sum(sc.Samples, MetricRSS))
-			if done(sc) {
-				return sc, nil
-			}
+		sc, err := ss.read(ctx)
+		if err == nil && done(sc) {
+			return sc, nil
 		}
 		if time.Now().After(deadline) {
-			return sc, fmt.Errorf("timed out waiting for nhisentry (last error %v; see %s)", err, s.log)
+			return sc, fmt.Errorf("timed out waiting for nhisentry (last error %v; see %s)", err, ss[0].log)
+		}
+		for _, s := range ss {
+			select {
+			case <-s.done:
+				return sc, s.ExitErr()
+			default:
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return sc, ctx.Err()
-		case <-s.done:
-			return sc, s.ExitErr()
 		case <-tick.C:
 		}
+	}
+}
+
+// read reads every service once and notes each one's memory.
+func (ss Services) read(ctx context.Context) (Scrape, error) {
+	all := Scrape{At: time.Now()}
+	for _, s := range ss {
+		sc, err := s.Read(ctx)
+		if err != nil {
+			return all, err
+		}
+		s.PeakRSS = max(s.PeakRSS, Sum(sc.Samples, MetricRSS))
+		all.Samples = append(all.Samples, sc.Samples...)
+	}
+	return all, nil
+}
+
+// PeakRSS is the highest resident memory of any of the services.
+func (ss Services) PeakRSS() float64 {
+	peak := 0.0
+	for _, s := range ss {
+		peak = max(peak, s.PeakRSS)
+	}
+	return peak
+}
+
+// Stop stops every service.
+func (ss Services) Stop() {
+	for _, s := range ss {
+		s.Stop()
 	}
 }
 
@@ -311,9 +376,13 @@ func freeAddr() (string, error) {
 // configYAML is the service's configuration for the run: the defaults,
 // with the broker, database, listen address and starter rule pack of the
 // harness.
-func configYAML(brokers []string, chAddr, db, listen, rulesFile string) string {
+func configYAML(brokers []string, chAddr, db, listen, rulesFile string, repartition bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n  group_id: %s\n  batch_size: 5000\n  inputs:\n", strings.Join(brokers, ", "), GroupID)
+	fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n  group_id: %s\n  batch_size: 5000\n", strings.Join(brokers, ", "), GroupID)
+	if repartition {
+		fmt.Fprintf(&b, "  repartition_topic: %s\n  links_topic: %s\n", RepartitionTopic, LinksTopic)
+	}
+	b.WriteString("  inputs:\n")
 	formats := make([]string, 0, len(Topics))
 	for f := range Topics {
 		formats = append(formats, f)
