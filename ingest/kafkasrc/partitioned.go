@@ -91,6 +91,9 @@ func NewPartitioned(cfg PartitionedConfig, log *slog.Logger) (*Partitioned, erro
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxWait(100*time.Millisecond),
+		// What a member holds fetched but not processed stays bounded
+		// whatever the input rate, as with the input consumer's reader.
+		kgo.FetchMaxBytes(16<<20),
 		kgo.OnPartitionsAssigned(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
 			if parts := p.partitions(m); len(parts) > 0 && cfg.OnAssigned != nil {
 				cfg.OnAssigned(ctx, parts)
