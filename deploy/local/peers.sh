@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests run as real peers:
-# rsyslog with its TLS drivers (the syslog output's receiver) and Prometheus
-# with promtool (scrapes /metrics, checks the alerting rules). The tests
+# rsyslog with its TLS drivers (the syslog output's receiver), Prometheus
+# with promtool (scrapes /metrics, checks the alerting rules) and ZooKeeper
+# (the coordination a ClickHouse cluster's Replicated tables need). The tests
 # start and stop their own private instances on loopback; the packages'
 # system services are never started.
 #
@@ -22,6 +23,7 @@ install)
 	have rsyslogd || missing+=(rsyslog)
 	[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || ls /usr/lib/*/rsyslog/lmnsd_ossl.so >/dev/null 2>&1 || missing+=(rsyslog-openssl)
 	{ have prometheus && have promtool; } || missing+=(prometheus)
+	{ have java && [ -e /usr/share/java/zookeeper.jar ] && [ -e /usr/share/java/slf4j-simple.jar ]; } || missing+=(zookeeper libslf4j-java)
 	if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 	echo "peers: installing ${missing[*]} with apt-get" >&2
 	# Keep the packages' postinst from starting system daemons.
