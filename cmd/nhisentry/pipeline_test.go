@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -387,34 +386,11 @@ func TestPipelineEndToEndSurvivesRestarts(t *testing.T) {
 // its end offset.
 func committedAll(t *testing.T, brokers []string, group string) bool {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var topics []string
 	for _, topic := range demoTopics {
 		topics = append(topics, topic)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return false // the group has not committed (or does not exist) yet
-	}
-	all := true
-	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := committed.Lookup(o.Topic, o.Partition)
-		if o.Offset > 0 && (!ok || c.At < o.Offset) {
-			all = false
-		}
-	})
-	return all
+	return drained(t, brokers, group, topics...)
 }
 
 func openStore(t *testing.T, cfg Config) *chstore.Store {
