@@ -45,6 +45,7 @@ func TestFaultKill9MidBatch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
+	t.Parallel() // see TestFaultBrokerRestart
 	cluster := startCluster(t)
 	brokers := cluster.ListenAddrs()
 	createTopics(t, brokers, 2, "nhi.findings.kill", "nhi.dlq.kill")
@@ -292,6 +293,9 @@ func TestFaultPoisonRecordsKeepThePartitionMoving(t *testing.T) {
 // a few seconds later. The service must reconnect and finish, and store and
 // send what an undisturbed run of the same input does.
 func TestFaultBrokerRestart(t *testing.T) {
+	// Parallel with the other long fault tests: each mostly waits (a group
+	// session to expire, an outage), each on its own broker and database.
+	t.Parallel()
 	ports, err := peer.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)

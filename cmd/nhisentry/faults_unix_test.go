@@ -24,6 +24,7 @@ func TestFaultClickHouseOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs a private ClickHouse")
 	}
+	t.Parallel() // see TestFaultBrokerRestart
 	ch := chpeer.Start(t, chpeer.Options{})
 	brokers := startBroker(t)
 	createTopics(t, brokers, 2, "nhi.findings.chdown", "nhi.dlq.chdown")
