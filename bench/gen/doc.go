@@ -45,6 +45,19 @@
 // after 16h) per namespace, and two CT logs record each public one minutes
 // after its issuance. These records come from their own stream too.
 //
+// Lifecycle. Config.Lifecycle adds, on top of the platform, identity kinds
+// the four populations lack and the churn of a running platform (see
+// lifecycle.go): three Kubernetes controllers listing, watching and
+// patching resources all day and two CronJobs (nightly and hourly) acting
+// only on their schedule, each from pods whose names carry their cohort, in
+// Kubernetes audit; five AI agents' Kong keys calling tool endpoints in
+// bursty sessions; Argo CD deploying the controllers, each deploy rolling
+// new pods (new names, sometimes a replica more) and the first ones adding
+// an action minutes later, within the re-learning period the deploy starts;
+// and one platform deploy of a mesh workload in five adding a route of a
+// peer it already calls. Its own stream and zero-rate identities keep the
+// other records as they are.
+//
 // Record.Key is the canonical identity id of SPEC §2 that the record names
 // (the caller for mesh logs; k8s:sa/default/<ns>/<name> for Vault clients,
 // "default" being the Vault decoder's default cluster name), so

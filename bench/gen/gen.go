@@ -95,6 +95,11 @@ type Config struct {
 	// ones. They come from a stream of their own, so the other formats'
 	// records are the same with or without them.
 	Platform bool
+	// Lifecycle adds, with the platform, the identity kinds and churn of
+	// lifecycle.go: Kubernetes controllers and cron jobs, AI agents calling
+	// tools through Kong, deploys that add an action and new replicas.
+	// From a stream of its own too: the other records stay the same.
+	Lifecycle bool
 }
 
 // Record is one generated message.
@@ -159,6 +164,9 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("gen: unknown scenario %q: valid scenarios are %v", s, AllScenarios)
 		}
 	}
+	if c.Lifecycle && !c.Platform {
+		return c, errors.New("gen: Lifecycle needs Platform, whose deploys its churn follows")
+	}
 	if c.injects(ScenarioExfiltration) && c.Workloads < 2 {
 		return c, fmt.Errorf("gen: exfiltration needs at least 2 workloads, have %d", c.Workloads)
 	}
@@ -192,7 +200,7 @@ const (
 )
 
 var kindFormat = [...]string{kMesh: FormatEnvoy, kKong: FormatKong, kCloudTrail: FormatCloudTrail, kVaultReq: FormatVault, kVaultResp: FormatVault,
-	kK8s: FormatK8sAudit, kCertIssued: FormatCertManager, kSVID: FormatSPIRE, kCT: FormatCT}
+	kK8s: FormatK8sAudit, kCertIssued: FormatCertManager, kSVID: FormatSPIRE, kCT: FormatCT, kK8sClient: FormatK8sAudit}
 
 // Outcome flags.
 const (
@@ -246,6 +254,7 @@ type generator struct {
 	vgen   []int32
 	vlogin []int64
 	plat   *platform  // nil unless Config.Platform
+	life   *lifecycle // nil unless Config.Lifecycle
 	shadow shadowCert // the shadow certificate scenario's certificate
 }
 
@@ -289,6 +298,9 @@ func Generate(cfg Config, emit func(Record) error) ([]Label, error) {
 	if cfg.Platform {
 		g.plat = g.buildPlatform()
 		extra = append(extra, g.platformEvents()...)
+	}
+	if cfg.Lifecycle {
+		extra = append(extra, g.lifecycleEvents()...)
 	}
 	slices.SortFunc(extra, cmpEvent)
 

@@ -29,10 +29,14 @@ func TestDefaultOutputPinned(t *testing.T) {
 			18035, "d0435f3f8a4e6e7d8320e62160a22cac9649b533d0070ab12be4f23cde2252c0", "0f1e2149b6c1c99b69661ddbdf7ab7fbec0da998f0aecd2312df7b51b60cf66a"},
 		{"two days without attacks", with(small, func(c *Config) { c.Duration = 2 * 24 * time.Hour }),
 			5733, "9eb15ec7213596af69b4387e7d8e39ae094e2e32aa81e078364d9af9d59dc75b", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-		// The platform's logs are opt-in; pinned on their own so that a
-		// change to them is deliberate too.
+		// The platform's logs and the lifecycle are opt-in; pinned on
+		// their own so that a change to them is deliberate too.
 		{"two days with attacks and the platform", with(small, func(c *Config) { c.Attacks, c.Malformed, c.Duration, c.Platform = true, 8, 2*24*time.Hour, true }),
 			6594, "78d943e8505929b2c1383be7c5e149dbcc50910bc37e7d869550a84c3024a48d", "3077c488c630b097b1c1480b841d2d882c4f2500ba080b8f664b595059716598"},
+		{"two days with attacks, the platform and the lifecycle", with(small, func(c *Config) {
+			c.Attacks, c.Malformed, c.Duration, c.Platform, c.Lifecycle = true, 8, 2*24*time.Hour, true, true
+		}),
+			11168, "411ff7ef2949884ddc8312eee2024208842b35eba93406d1fd05630f8013187f", "3077c488c630b097b1c1480b841d2d882c4f2500ba080b8f664b595059716598"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -79,6 +79,9 @@ type platform struct {
 	certs  []cert
 	agents []string // SPIRE agent SPIFFE id per node
 	node   []int    // node of each workload
+	// deploys holds each workload's deploy times (unix ns), for the
+	// lifecycle's churn.
+	deploys [][]int64
 }
 
 // buildPlatform draws the platform from its own stream, so selecting it
@@ -126,6 +129,7 @@ func (g *generator) platformEvents() []event {
 	r := rand.New(rand.NewPCG(uint64(g.cfg.Seed), platformStream+1))
 	pl := g.plat
 	var evs []event
+	pl.deploys = make([][]int64, len(g.pop.workloads))
 	for i := range g.pop.workloads {
 		// A running SVID at the start, rotated at half its TTL.
 		half := int64(svidTTL / 2)
@@ -147,6 +151,7 @@ func (g *generator) platformEvents() []event {
 			ev := g.newEvent(kK8s, t, r)
 			ev.id = int32(i)
 			evs = append(evs, ev)
+			pl.deploys[i] = append(pl.deploys[i], ev.t)
 			for j := range len(g.pop.workloads[i].hosts) {
 				evs = append(evs, g.svidEvent(r, i, t+int64(20+15*j)*int64(time.Second)+r.Int64N(int64(5*time.Second)), k))
 				k++
@@ -190,6 +195,8 @@ func (rr *renderer) platformKey(ev *event) []byte {
 		return []byte(CertManagerID)
 	case kSVID:
 		return []byte(g.plat.agents[g.plat.node[ev.id]])
+	case kK8sClient:
+		return rr.lifecycleKey(ev)
 	}
 	if ev.mode == modeShadow {
 		return []byte(shadowIdentity(g.shadow))
@@ -206,6 +213,8 @@ func (rr *renderer) renderPlatform(w *jw, ev *event) {
 		rr.certIssued(w, ev)
 	case kSVID:
 		rr.svid(w, ev)
+	case kK8sClient:
+		rr.k8sClient(w, ev)
 	default:
 		rr.ctEntry(w, ev)
 	}
@@ -214,47 +223,111 @@ func (rr *renderer) renderPlatform(w *jw, ev *event) {
 // k8sDeploy writes the apiserver's ResponseComplete Event of Argo CD
 // patching a workload's Deployment (a new image).
 func (rr *renderer) k8sDeploy(w *jw, ev *event) {
-	r := rr.r
 	wl := &rr.g.pop.workloads[ev.id]
-	t := time.Unix(0, ev.t).UTC()
-	recv := t.Add(-time.Duration(2+r.IntN(20)) * time.Millisecond)
+	rr.argoPatch(w, ev, wl.ns, wl.sa)
+}
+
+// argoPatch writes Argo CD's patch of the Deployment ns/name.
+func (rr *renderer) argoPatch(w *jw, ev *event, ns, name string) {
+	r := rr.r
+	recv := time.Duration(2+r.IntN(20)) * time.Millisecond
+	a := auditEntry{
+		auditID:   uuidString(r.Uint64(), r.Uint64()),
+		verb:      "patch",
+		uri:       "/apis/apps/v1/namespaces/" + ns + "/deployments/" + name + "?fieldManager=argocd-controller",
+		user:      deployerUser,
+		userUID:   "5b0c6d1e-8f2a-4c3b-9d4e-7a6f5b4c3d2e",
+		groupNS:   "argocd",
+		sourceIP:  "10.0.3." + strconv.Itoa(20+r.IntN(3)),
+		userAgent: "argocd-controller/v2.11.3+unknown (linux/amd64) kubernetes/$Format",
+		call:      k8sCall{verb: "patch", group: "apps", resource: "deployments", ns: ns, name: name},
+		code:      200,
+		recv:      recv,
+		reason:    `RBAC: allowed by ClusterRoleBinding "argocd-application-controller" of ClusterRole "argocd-application-controller" to ServiceAccount "argocd-application-controller/argocd"`,
+	}
+	a.write(w, ev.t)
+}
+
+// auditEntry is what one audit.k8s.io/v1 Event at level Metadata says
+// beyond its time.
+type auditEntry struct {
+	auditID, verb, uri      string
+	user, userUID, groupNS  string
+	pod, node, credentialID string // user.extra of a pod's bound token; "" for none
+	sourceIP, userAgent     string
+	call                    k8sCall
+	code                    int64
+	recv                    time.Duration // how long before stageTimestamp the request came
+	reason                  string
+}
+
+// k8sCall is the object of a Kubernetes API request.
+type k8sCall struct {
+	verb, group, resource, sub string
+	ns, name                   string // "" for cluster-wide lists and watches
+}
+
+// write writes the ResponseComplete stage of the request, completed at t
+// (unix ns).
+func (a *auditEntry) write(w *jw, t int64) {
+	end := time.Unix(0, t).UTC()
 	w.open("")
 	w.str("kind", "Event")
 	w.str("apiVersion", "audit.k8s.io/v1")
 	w.str("level", "Metadata")
-	w.str("auditID", uuidString(r.Uint64(), r.Uint64()))
+	w.str("auditID", a.auditID)
 	w.str("stage", "ResponseComplete")
-	w.str("requestURI", "/apis/apps/v1/namespaces/"+wl.ns+"/deployments/"+wl.sa+"?fieldManager=argocd-controller")
-	w.str("verb", "patch")
+	w.str("requestURI", a.uri)
+	w.str("verb", a.verb)
 	w.open("user")
-	w.str("username", deployerUser)
-	w.str("uid", "5b0c6d1e-8f2a-4c3b-9d4e-7a6f5b4c3d2e")
+	w.str("username", a.user)
+	w.str("uid", a.userUID)
 	w.arr("groups")
 	w.elem("system:serviceaccounts")
-	w.elem("system:serviceaccounts:argocd")
+	w.elem("system:serviceaccounts:" + a.groupNS)
 	w.elem("system:authenticated")
 	w.endArr()
+	if a.pod != "" {
+		w.open("extra")
+		w.arr("authentication.kubernetes.io/credential-id")
+		w.elem("JTI=" + a.credentialID)
+		w.endArr()
+		w.arr("authentication.kubernetes.io/node-name")
+		w.elem(a.node)
+		w.endArr()
+		w.arr("authentication.kubernetes.io/pod-name")
+		w.elem(a.pod)
+		w.endArr()
+		w.close()
+	}
 	w.close()
 	w.arr("sourceIPs")
-	w.elem("10.0.3." + strconv.Itoa(20+r.IntN(3)))
+	w.elem(a.sourceIP)
 	w.endArr()
-	w.str("userAgent", "argocd-controller/v2.11.3+unknown (linux/amd64) kubernetes/$Format")
+	w.str("userAgent", a.userAgent)
 	w.open("objectRef")
-	w.str("resource", "deployments")
-	w.str("namespace", wl.ns)
-	w.str("name", wl.sa)
-	w.str("apiGroup", "apps")
+	w.str("resource", a.call.resource)
+	if a.call.ns != "" {
+		w.str("namespace", a.call.ns)
+	}
+	if a.call.name != "" {
+		w.str("name", a.call.name)
+	}
+	w.str("apiGroup", a.call.group)
 	w.str("apiVersion", "v1")
+	if a.call.sub != "" {
+		w.str("subresource", a.call.sub)
+	}
 	w.close()
 	w.open("responseStatus")
 	w.raw("metadata", "{}")
-	w.int("code", 200)
+	w.int("code", a.code)
 	w.close()
-	w.str("requestReceivedTimestamp", recv.Format("2006-01-02T15:04:05.000000Z"))
-	w.str("stageTimestamp", t.Format("2006-01-02T15:04:05.000000Z"))
+	w.str("requestReceivedTimestamp", end.Add(-a.recv).Format("2006-01-02T15:04:05.000000Z"))
+	w.str("stageTimestamp", end.Format("2006-01-02T15:04:05.000000Z"))
 	w.open("annotations")
 	w.str("authorization.k8s.io/decision", "allow")
-	w.str("authorization.k8s.io/reason", `RBAC: allowed by ClusterRoleBinding "argocd-application-controller" of ClusterRole "argocd-application-controller" to ServiceAccount "argocd-application-controller/argocd"`)
+	w.str("authorization.k8s.io/reason", a.reason)
 	w.close()
 	w.close()
 }

@@ -12,13 +12,14 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-// The platform's logs decode with the project's own decoders, each to the
-// identity its key names (decodeRun fails on any record that would be a
-// dead letter), and per-record format detection, which `nhisentry scan`
-// uses, routes each record to the decoder of its format.
+// The platform's logs and the lifecycle's records decode with the
+// project's own decoders, each to the identity its key names (decodeRun
+// fails on any record that would be a dead letter), and per-record format
+// detection, which `nhisentry scan` uses, routes each record to the decoder
+// of its format.
 func TestPlatformDecodes(t *testing.T) {
 	t.Parallel()
-	run := generate(t, with(small, func(c *Config) { c.Platform, c.Scenarios = true, AllScenarios }))
+	run := generate(t, with(small, func(c *Config) { c.Platform, c.Lifecycle, c.Scenarios = true, true, AllScenarios }))
 	auto := formats.NewAuto(formats.Builtin())
 	perFormat := map[string]int{}
 	for i, r := range run.recs {
@@ -40,15 +41,23 @@ func TestPlatformDecodes(t *testing.T) {
 	}
 	evs := decodeRun(t, run)
 
-	workloads := map[string]bool{}
+	workloads := map[string]bool{} // the cohorts Argo CD deploys
 	for _, w := range buildPopulation(with(small, func(c *Config) {})).workloads {
 		workloads["k8s:"+w.ns+"/"+w.sa] = true
+	}
+	for _, c := range lifecycleClients() {
+		if c.cron == 0 {
+			workloads["k8s:"+c.ns+"/"+c.name] = true
+		}
 	}
 	serials := map[string]bool{} // issued by cert-manager
 	var deploys, svids, ct, shadows int
 	for _, ev := range evs {
 		switch ev.Source.Format {
 		case FormatK8sAudit:
+			if ev.Identity.ID != DeployerIdentity {
+				continue // a lifecycle client, see TestLifecycle
+			}
 			cohort, ok := baseline.DeployOf(&ev)
 			if !ok || !workloads[cohort] || ev.Identity.ID != DeployerIdentity {
 				t.Fatalf("Kubernetes audit event %s by %s on %s is not a deploy of a workload", ev.Action, ev.Identity.ID, ev.Target.Resource)
@@ -90,28 +99,37 @@ func TestPlatformDecodes(t *testing.T) {
 	}
 }
 
-// The platform's logs add records without changing any other.
+// The platform's logs, and the lifecycle on top of them, add records
+// without changing any other: the smaller run's records are, in order, a
+// subsequence of the larger one's.
 func TestPlatformAddsOnly(t *testing.T) {
 	t.Parallel()
 	cfg := with(small, func(c *Config) { c.Attacks, c.Malformed, c.Duration = true, 8, 2*24*time.Hour })
-	plain := generate(t, cfg)
-	plat := generate(t, with(cfg, func(c *Config) { c.Platform = true }))
-	var rest []Record
-	for _, r := range plat.recs {
-		if !slices.Contains(PlatformFormats, r.Format) {
-			rest = append(rest, r)
-		}
+	plat := with(cfg, func(c *Config) { c.Platform = true })
+	tests := []struct {
+		name          string
+		without, with Config
+	}{
+		{"platform", cfg, plat},
+		{"lifecycle", plat, with(plat, func(c *Config) { c.Lifecycle = true })},
 	}
-	if len(rest) != len(plain.recs) {
-		t.Fatalf("%d records of the other formats with the platform, %d without", len(rest), len(plain.recs))
-	}
-	for i := range rest {
-		if string(rest[i].Value) != string(plain.recs[i].Value) {
-			t.Fatalf("record %d differs with the platform: %.200s", i, rest[i].Value)
-		}
-	}
-	if !slices.Equal(plat.labels, plain.labels) {
-		t.Errorf("labels %v with the platform, %v without", plat.labels, plain.labels)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			less, more := generate(t, tt.without), generate(t, tt.with)
+			i := 0
+			for _, r := range more.recs {
+				if i < len(less.recs) && string(r.Value) == string(less.recs[i].Value) {
+					i++
+				}
+			}
+			if i != len(less.recs) || len(more.recs) == len(less.recs) {
+				t.Fatalf("%d of %d records kept in order, %d records with %s", i, len(less.recs), len(more.recs), tt.name)
+			}
+			if !slices.Equal(more.labels, less.labels) {
+				t.Errorf("labels %v with %s, %v without", more.labels, tt.name, less.labels)
+			}
+		})
 	}
 }
 

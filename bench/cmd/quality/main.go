@@ -3,7 +3,7 @@
 // method over the same events (`nhisentry decode`), scores both against the
 // labels with bench/quality and prints the two side by side.
 //
-//	go run ./bench/cmd/quality [--seed 1] [--days 14] [--train-days 4] [--all-scenarios] [--platform=true] [--out DIR] [--bin PATH]
+//	go run ./bench/cmd/quality [--seed 1] [--days 14] [--train-days 4] [--all-scenarios] [--platform=true] [--lifecycle=true] [--out DIR] [--bin PATH]
 package main
 
 import (
@@ -42,6 +42,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	days := fs.Int("days", 14, "simulated days of telemetry")
 	all := fs.Bool("all-scenarios", false, "inject every scenario bench/gen knows, not only its four default ones")
 	platform := fs.Bool("platform", true, "also generate the platform's logs (Kubernetes audit, cert-manager, SPIRE, CT)")
+	lifecycle := fs.Bool("lifecycle", true, "with --platform, also generate Kubernetes controllers and cron jobs, AI agents calling tools, and churn: deploys adding an action, new replicas")
 	trainDays := fs.Int("train-days", 4, "first days that only train; findings are scored from then on, for both methods")
 	out := fs.String("out", "", "keep the telemetry, labels.ndjson and findings.ndjson in this directory (default: a temporary one, removed at the end)")
 	bin := fs.String("bin", "", "nhisentry binary (default: built from ./cmd/nhisentry into the output directory)")
@@ -70,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	cfg := gen.Config{Seed: *seed, Start: start, Duration: time.Duration(*days) * 24 * time.Hour, Attacks: true, Platform: *platform}
+	cfg := gen.Config{Seed: *seed, Start: start, Duration: time.Duration(*days) * 24 * time.Hour, Attacks: true, Platform: *platform, Lifecycle: *platform && *lifecycle}
 	if *all {
 		cfg.Scenarios = gen.AllScenarios
 	}
