@@ -53,9 +53,9 @@ type k8sClient struct {
 	uid          string
 	calls        []k8sCall // repertoire; the first base from the start, one more after each of the first deploys
 	base         int
-	weight       []float64 // per call
-	subnet       [3]byte   // its pods' addresses
-	rate         float64   // controller: requests an hour
+	weight       []float64     // per call
+	subnet       [3]byte       // its pods' addresses
+	rate         float64       // controller: requests an hour
 	cron         time.Duration // cron job: time between scheduled runs; 0 for a controller
 	cronAt       time.Duration // cron job: scheduled run within each period
 	deploys      []int64       // controller: deploy times, ascending
@@ -426,14 +426,14 @@ func (rr *renderer) k8sClient(w *jw, ev *event) {
 		uri += "?allowWatchBookmarks=true&watch=true&timeoutSeconds=" + strconv.Itoa(300+r.IntN(300))
 	}
 	a := auditEntry{
-		auditID:      randUUID(r),
-		verb:         cl.verb,
-		uri:          uri,
-		user:         c.user(),
-		userUID:      c.uid,
-		groupNS:      c.ns,
-		pod:          c.podName(gen, rep),
-		node:         "ip-10-0-" + strconv.Itoa(32+int(mix(c.seed+uint64(gen*4+rep))%numNodes)) + "-17.ec2.internal",
+		auditID: randUUID(r),
+		verb:    cl.verb,
+		uri:     uri,
+		user:    c.user(),
+		userUID: c.uid,
+		groupNS: c.ns,
+		pod:     c.podName(gen, rep),
+		node:    "ip-10-0-" + strconv.Itoa(32+int(mix(c.seed+uint64(gen*4+rep))%numNodes)) + "-17.ec2.internal",
 		// The kubelet refreshes a pod's bound token about hourly.
 		credentialID: uuidString(mix(c.seed^uint64(gen)), mix(uint64(ev.t/int64(time.Hour))^uint64(rep))),
 		sourceIP:     ipString(c.subnet, byte(10+int(mix(c.seed+uint64(gen)<<4+uint64(rep))%200))),
