@@ -185,6 +185,7 @@ func assertSameRun(t *testing.T, brokers []string, ref Config, refStore *chstore
 // gives — with the partition committed to its end.
 func TestFaultPoisonRecordsKeepThePartitionMoving(t *testing.T) {
 	brokers := startBroker(t)
+	createTopics(t, brokers, 2, "nhi.findings.poison", "nhi.dlq.poison")
 	topic := demoTopics[gen.FormatEnvoy]
 	var good [][]byte
 	_, err := gen.Generate(gen.Config{
@@ -244,7 +245,7 @@ func TestFaultPoisonRecordsKeepThePartitionMoving(t *testing.T) {
 		}
 	}
 
-	cfg := pipelineConfig(t, brokers, "ref")
+	cfg := pipelineConfig(t, brokers, "poison")
 	runUntil(t, cfg, func(s ingest.Stats) bool { return s.Records >= uint64(len(recs)) })
 	if !committedAll(t, brokers, cfg.Kafka.GroupID) {
 		t.Error("the partition is not committed to its end")

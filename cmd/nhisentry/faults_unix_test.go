@@ -75,13 +75,20 @@ func TestFaultClickHouseOutage(t *testing.T) {
 	}
 
 	want := expectFromBroker(t, brokers)
+	store := openStore(t, cfg)
 	got := map[string]bool{}
-	for k := range storedEventIDs(t, openStore(t, cfg)) {
+	for k := range storedEventIDs(t, store) {
 		id, _, _ := strings.Cut(k, " ")
 		got[id] = true
 	}
 	if !equalSets(want.ids, got) {
 		t.Errorf("stored %d events, the input holds %d:\n%.3000s", len(got), len(want.ids), setDiff(want.ids, got))
+	}
+	// Findings are stored before they are sent, so the writes that failed
+	// during the outage sent nothing twice and lost nothing.
+	stored := findingIDs(t, store)
+	if sent := findingRevisions(t, brokers, cfg.Kafka.FindingsTopic); len(stored) == 0 || !equalSets(sent, stored) {
+		t.Errorf("the findings topic holds %d finding ids, ClickHouse %d:\n%s", len(sent), len(stored), setDiff(stored, sent))
 	}
 	t.Logf("%d records, %d during the outage; lag %d at its end; RSS %.0f MiB at the stop, at most %.0f MiB during the outage",
 		len(recs), len(recs)-before, lag, atStop["process_resident_memory_bytes"]/(1<<20), maxRSS/(1<<20))
