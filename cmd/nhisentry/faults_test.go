@@ -67,6 +67,8 @@ func TestFaultKill9MidBatch(t *testing.T) {
 	// committed: the restart must read it again, invisibly.
 	const killAt = 3
 	holding, killed := make(chan struct{}), make(chan struct{})
+	wake := sync.OnceFunc(func() { close(killed) })
+	defer wake() // also on failure, so the held request does not sleep forever
 	commits := 0
 	cluster.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
@@ -89,7 +91,7 @@ func TestFaultKill9MidBatch(t *testing.T) {
 		t.Fatalf("no third commit within 2 minutes\n%s", first.logTail())
 	}
 	first.kill()
-	close(killed)
+	wake()
 
 	store := openStore(t, cfg)
 	committed := committedRecords(t, brokers, cfg.Kafka.GroupID)
@@ -110,8 +112,7 @@ func TestFaultKill9MidBatch(t *testing.T) {
 	second.stop(t)
 	t.Logf("killed with %d of %d records committed and %d events of the held batch stored", committed, total, uncommitted)
 
-	refStore := openStore(t, ref)
-	assertSameRun(t, brokers, ref, refStore, cfg, store)
+	assertSameRun(t, brokers, openStore(t, ref), cfg, store)
 }
 
 // uncommittedStored counts the events store holds from input offsets at or
@@ -155,7 +156,7 @@ func uncommittedStored(t *testing.T, s *chstore.Store, brokers []string, group s
 // readers see them, and a findings topic carrying exactly the stored
 // findings with none sent twice at one revision (a replayed finding is
 // sent again only as its next revision, which consumers merge).
-func assertSameRun(t *testing.T, brokers []string, ref Config, refStore *chstore.Store, cfg Config, store *chstore.Store) {
+func assertSameRun(t *testing.T, brokers []string, refStore *chstore.Store, cfg Config, store *chstore.Store) {
 	t.Helper()
 	wantEvents, gotEvents := storedEventIDs(t, refStore), storedEventIDs(t, store)
 	if len(wantEvents) == 0 || !equalSets(wantEvents, gotEvents) {
@@ -325,7 +326,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 
 	ref := pipelineConfig(t, brokers, "ref")
 	runUntil(t, ref, func(s ingest.Stats) bool { return s.Records >= uint64(len(recs)) })
-	assertSameRun(t, brokers, ref, openStore(t, ref), cfg, openStore(t, cfg))
+	assertSameRun(t, brokers, openStore(t, ref), cfg, openStore(t, cfg))
 }
 
 // TestFaultSlowOutput runs the service with a webhook that holds every
