@@ -5,10 +5,13 @@
 package kafkasrc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -129,7 +132,11 @@ func record(m kafka.Message) ingest.Record {
 }
 
 // Commit implements ingest.Source: it commits the highest offset of every
-// partition in the batch.
+// partition in the batch. A commit lost with its connection (a broker
+// restart) or refused for a reason Kafka calls retriable is retried with
+// backoff until ctx ends — on the group's next generation if the lost
+// connection ended this one — so a broker restart does not stop the
+// pipeline. Other errors (the group rebalanced) are returned.
 func (s *Source) Commit(ctx context.Context, batch []ingest.Record) error {
 	type tp struct {
 		topic     string
@@ -147,7 +154,27 @@ func (s *Source) Commit(ctx context.Context, batch []ingest.Record) error {
 		msgs = append(msgs, kafka.Message{Topic: k.topic, Partition: k.partition, Offset: off})
 	}
 	s.scratch = msgs
-	return s.r.CommitMessages(ctx, msgs...)
+	var final error
+	err := ingest.Retry(ctx, ingest.DefaultBackoff, s.log, "commit", nil, func() error {
+		err := s.r.CommitMessages(ctx, msgs...)
+		if err != nil && !retriable(err) {
+			final = err
+			return nil
+		}
+		return err
+	})
+	return cmp.Or(final, err)
+}
+
+// retriable reports whether a commit may succeed if sent again: Kafka's
+// retriable errors, and a connection lost or refused (not a closed reader).
+func retriable(err error) bool {
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		return kerr.Temporary()
+	}
+	var nerr net.Error
+	return errors.As(err, &nerr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // Close leaves the group.
