@@ -203,3 +203,14 @@ func inputRecords(t *testing.T, brokers []string) uint64 {
 	}
 	return n
 }
+
+// exited reports whether the instance's run has returned, and how.
+func (in *instance) exited() (error, bool) {
+	select {
+	case err := <-in.done:
+		in.done <- err
+		return err, true
+	default:
+		return nil, false
+	}
+}

@@ -290,10 +290,11 @@ func TestFaultPoisonRecordsKeepThePartitionMoving(t *testing.T) {
 	t.Logf("%d good records (%d events) and %d poison records on one partition", len(good), len(wantEvents), len(wantDead))
 }
 
-// TestFaultBrokerRestart stops the broker (persisting to a folder) while the
-// service is mid-stream and starts a new one on the same port and folder
-// a few seconds later. The service must reconnect and finish, and store and
-// send what an undisturbed run of the same input does.
+// TestFaultBrokerRestart stops the broker (persisting to a folder)
+// mid-stream, while the service waits for a commit, and starts a new one on
+// the same port and folder a few seconds later. The service must reconnect
+// and finish without stopping, and store and send what an undisturbed run
+// of the same input does.
 func TestFaultBrokerRestart(t *testing.T) {
 	// Parallel with the other long fault tests: each mostly waits (a group
 	// session to expire, an outage), each on its own broker and database.
@@ -311,14 +312,37 @@ func TestFaultBrokerRestart(t *testing.T) {
 	produce(t, brokers, recs[:half])
 
 	cfg := pipelineConfig(t, brokers, "bounce")
+	// The second commit is never answered: the broker stops while the
+	// service waits for it, the hardest moment to lose a connection.
+	committing := make(chan struct{})
+	commits := 0
+	cluster.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if kreq.(*kmsg.OffsetCommitRequest).Group != cfg.Kafka.GroupID {
+			return nil, nil, false
+		}
+		if commits++; commits < 2 {
+			return nil, nil, false
+		}
+		cluster.DropControl()
+		close(committing)
+		return nil, nil, true // handled without an answer
+	})
 	svc := startInstance(t, cfg)
-	waitFor(t, "the first commits", time.Minute, func() bool { return committedRecords(t, brokers, cfg.Kafka.GroupID) > 0 })
+	select {
+	case <-committing:
+	case <-time.After(time.Minute):
+		t.Fatal("no second commit within a minute")
+	}
 	atStop := committedRecords(t, brokers, cfg.Kafka.GroupID)
 	cluster.Close()
 	time.Sleep(3 * time.Second) // down long enough for every connection to fail
 	startCluster(t, persisted...)
 	produce(t, brokers, recs[half:])
 	waitFor(t, "the service to commit every record after the restart", 2*time.Minute, func() bool {
+		if err, done := svc.exited(); done {
+			t.Fatalf("the service stopped: %v", err)
+		}
 		return committedAll(t, brokers, cfg.Kafka.GroupID)
 	})
 	svc.end(t)
