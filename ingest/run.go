@@ -177,8 +177,9 @@ func (o *RunOptions) finish(ctx context.Context, batch []Record, events []schema
 	if err := o.Source.Commit(ctx, batch); err != nil {
 		// Not retried here (the Source retries what it knows to be
 		// transient, such as a lost connection): after a failed commit the
-		// group may have moved the partitions elsewhere. The batch is stored, so stopping only means it
-		// is read again, and its deterministic ids make the replay invisible.
+		// group may have moved the partitions elsewhere. The batch is
+		// stored, so stopping only means it is read again, and its
+		// deterministic ids make the replay invisible.
 		return fmt.Errorf("commit %d records: %w", len(batch), err)
 	}
 	return nil
