@@ -302,3 +302,35 @@ func TestLagHoldsDetectionPastMaxLag(t *testing.T) {
 		t.Errorf("lag %d after release", n)
 	}
 }
+
+// TestLagCountsFindingsBetweenMeasurements: the findings of each batch count
+// as behind at once, so a burst between two measurements is held as soon as
+// it passes max_lag, not a measurement later.
+func TestLagCountsFindingsBetweenMeasurements(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client, err := e.cluster.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag := outputs.NewLag(outputs.LagOptions{Client: client, Topic: topic, Groups: map[string]string{"down": "out.down"},
+		MaxLag: 10, Every: time.Hour})
+	if err := lag.Measure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := lag.WriteFindings(ctx, findings(8, 0)); err != nil {
+		t.Fatalf("8 findings behind of 10 allowed: %v", err)
+	}
+	held := make(chan error, 1)
+	go func() { held <- lag.WriteFindings(ctx, findings(5, 8)) }()
+	select {
+	case err := <-held:
+		t.Fatalf("13 findings behind, max_lag 10, yet detection went on: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	if err := <-held; err == nil {
+		t.Fatal("a held batch returned no error when its context ended")
+	}
+}

@@ -133,6 +133,17 @@ func (l *Lag) Measure(ctx context.Context) error {
 	return nil
 }
 
+// add counts findings just written to the topic as behind for every output
+// until the next measurement, so the check does not let a burst between two
+// measurements far past MaxLag.
+func (l *Lag) add(n int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for name := range l.behind {
+		l.behind[name] += n
+	}
+}
+
 // over lists the outputs more than MaxLag behind, sorted.
 func (l *Lag) over() []string {
 	if l.max <= 0 {
@@ -162,9 +173,11 @@ func (l *Lag) Behind(output string) (int64, bool) {
 func (l *Lag) Name() string { return "output backpressure" }
 
 // WriteFindings implements engine.FindingSink: it returns at once unless an
-// output is more than MaxLag behind; then it waits, with the batch
-// uncommitted, until every output is back under MaxLag or ctx ends.
-func (l *Lag) WriteFindings(ctx context.Context, _ []schemas.Finding) error {
+// output is more than MaxLag behind, counting the findings of this batch
+// (already on the topic); then it waits, with the batch uncommitted, until
+// every output is back under MaxLag or ctx ends.
+func (l *Lag) WriteFindings(ctx context.Context, findings []schemas.Finding) error {
+	l.add(int64(len(findings)))
 	over := l.over()
 	if len(over) == 0 {
 		return nil
