@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -174,14 +173,8 @@ func (c *child) metrics(t *testing.T) map[string]float64 {
 // committed, summed over partitions.
 func committedRecords(t *testing.T, brokers []string, group string) int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	committed, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	adm, ctx := admin(t, brokers)
+	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
 		return 0 // no group yet
 	}

@@ -119,14 +119,7 @@ func TestFaultKill9MidBatch(t *testing.T) {
 // past group's committed offsets.
 func uncommittedStored(t *testing.T, s *chstore.Store, brokers []string, group string) uint64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(cl)
+	adm, ctx := admin(t, brokers)
 	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
 		t.Fatal(err)

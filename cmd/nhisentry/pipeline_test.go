@@ -405,7 +405,14 @@ func openStore(t *testing.T, cfg Config) *chstore.Store {
 
 func findingIDs(t *testing.T, s *chstore.Store) map[string]bool {
 	t.Helper()
-	rows, err := s.Conn().Query(context.Background(), "SELECT id FROM "+s.Database()+".findings FINAL")
+	return rowSet(t, s, "finding", "SELECT id FROM "+s.Database()+".findings FINAL")
+}
+
+// rowSet is the set of the one-column rows query returns, failing on any
+// row seen twice (a replay visible to readers).
+func rowSet(t *testing.T, s *chstore.Store, what, query string) map[string]bool {
+	t.Helper()
+	rows, err := s.Conn().Query(context.Background(), query)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +424,7 @@ func findingIDs(t *testing.T, s *chstore.Store) map[string]bool {
 			t.Fatal(err)
 		}
 		if ids[id] {
-			t.Errorf("finding %s twice in FINAL", id)
+			t.Errorf("%s %s twice in FINAL", what, id)
 		}
 		ids[id] = true
 	}

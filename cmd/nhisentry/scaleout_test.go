@@ -16,17 +16,25 @@ import (
 	"github.com/nhisentry/nhisentry/schemas"
 )
 
-// createTopics adds topics of n partitions to the test broker.
-func createTopics(t *testing.T, brokers []string, n int32, topics ...string) {
+// admin is an admin client of the test broker, closed when the test ends,
+// and a context for a few of its requests.
+func admin(t *testing.T, brokers []string) (*kadm.Client, context.Context) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	t.Cleanup(cl.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, n, 1, nil, topics...)
+	t.Cleanup(cancel)
+	return kadm.NewClient(cl), ctx
+}
+
+// createTopics adds topics of n partitions to the test broker.
+func createTopics(t *testing.T, brokers []string, n int32, topics ...string) {
+	t.Helper()
+	adm, ctx := admin(t, brokers)
+	resp, err := adm.CreateTopics(ctx, n, 1, nil, topics...)
 	if err == nil {
 		err = resp.Error()
 	}
@@ -39,14 +47,7 @@ func createTopics(t *testing.T, brokers []string, n int32, topics ...string) {
 // to its end.
 func drained(t *testing.T, brokers []string, group string, topics ...string) bool {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	adm, ctx := admin(t, brokers)
 	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		t.Fatal(err)
@@ -161,23 +162,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // failing on any id seen twice.
 func storedEventIDs(t *testing.T, s *chstore.Store) map[string]bool {
 	t.Helper()
-	rows, err := s.Conn().Query(context.Background(), "SELECT concat(id, ' ', identity_id) FROM "+s.Database()+".events FINAL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	ids := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		if ids[id] {
-			t.Errorf("event %s twice in FINAL", id)
-		}
-		ids[id] = true
-	}
-	return ids
+	return rowSet(t, s, "event", "SELECT concat(id, ' ', identity_id) FROM "+s.Database()+".events FINAL")
 }
 
 // findingRevisions reads the findings topic and fails on a finding sent
