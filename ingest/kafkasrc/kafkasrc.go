@@ -47,18 +47,36 @@ type Source struct {
 	scratch []kafka.Message
 }
 
-// New joins the consumer group. reg may be nil.
-func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, error) {
+// memberErrors lists what a consumer-group member's configuration lacks;
+// kind names its topics in the message.
+func memberErrors(c Cluster, group, kind string, topics []string) []error {
 	var errs []error
-	if len(cfg.Cluster.Brokers) == 0 {
+	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("kafka: no brokers"))
 	}
-	if cfg.GroupID == "" {
+	if group == "" {
 		errs = append(errs, errors.New("kafka: no group id"))
 	}
-	if len(cfg.Topics) == 0 {
-		errs = append(errs, errors.New("kafka: no input topics"))
+	if len(topics) == 0 {
+		errs = append(errs, fmt.Errorf("kafka: no %s topic", kind))
 	}
+	return errs
+}
+
+// batchDefaults gives an unset batch size and linger their defaults: 5,000
+// records, 50 ms.
+func batchDefaults(size *int, linger *time.Duration) {
+	if *size <= 0 {
+		*size = 5000
+	}
+	if *linger <= 0 {
+		*linger = 50 * time.Millisecond
+	}
+}
+
+// New joins the consumer group. reg may be nil.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, error) {
+	errs := memberErrors(cfg.Cluster, cfg.GroupID, "input", cfg.Topics)
 	dialer, err := cfg.Cluster.dialer()
 	if err != nil {
 		errs = append(errs, err)
@@ -66,12 +84,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 5000
-	}
-	if cfg.Linger <= 0 {
-		cfg.Linger = 50 * time.Millisecond
-	}
+	batchDefaults(&cfg.BatchSize, &cfg.Linger)
 	start := kafka.LastOffset
 	if cfg.StartFirst {
 		start = kafka.FirstOffset

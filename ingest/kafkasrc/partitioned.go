@@ -60,25 +60,14 @@ type Partitioned struct {
 
 // NewPartitioned joins the consumer group.
 func NewPartitioned(cfg PartitionedConfig, log *slog.Logger) (*Partitioned, error) {
-	var errs []error
-	if len(cfg.Cluster.Brokers) == 0 {
-		errs = append(errs, errors.New("kafka: no brokers"))
+	var topics []string
+	if cfg.Topic != "" {
+		topics = []string{cfg.Topic}
 	}
-	if cfg.GroupID == "" {
-		errs = append(errs, errors.New("kafka: no group id"))
-	}
-	if cfg.Topic == "" {
-		errs = append(errs, errors.New("kafka: no repartition topic"))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(memberErrors(cfg.Cluster, cfg.GroupID, "repartition", topics)...); err != nil {
 		return nil, err
 	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 5000
-	}
-	if cfg.Linger <= 0 {
-		cfg.Linger = 50 * time.Millisecond
-	}
+	batchDefaults(&cfg.BatchSize, &cfg.Linger)
 	p := &Partitioned{cfg: cfg, log: log, lag: map[int32]int64{}}
 	reset := kgo.NewOffset().AtEnd()
 	if cfg.StartFirst {

@@ -26,10 +26,11 @@ const FormatEvent = "nhisentry-event"
 // next.
 type Repartitioner struct {
 	w       *kafka.Writer
-	links   *kafka.Writer
+	linksW  *kafka.Writer
 	backoff ingest.Backoff
 	log     *slog.Logger
-	msgs    []kafka.Message
+	// msgs and linkMsgs are reused from batch to batch.
+	msgs, linkMsgs []kafka.Message
 }
 
 // NewRepartitioner writes events to topic and, when linksTopic is set,
@@ -46,7 +47,7 @@ func NewRepartitioner(c Cluster, topic, linksTopic string, b ingest.Backoff, log
 		r.backoff = ingest.DefaultBackoff
 	}
 	if linksTopic != "" {
-		if r.links, err = c.Writer(linksTopic); err != nil {
+		if r.linksW, err = c.Writer(linksTopic); err != nil {
 			w.Close()
 			return nil, err
 		}
@@ -63,19 +64,7 @@ func (r *Repartitioner) Handle(ctx context.Context, events []schemas.Event) erro
 	if len(events) == 0 {
 		return nil
 	}
-	msgs, links := r.msgs[:0], 0
-	for i := range events {
-		ev := &events[i]
-		if r.links == nil || ev.Issuance == nil || ev.Issuance.Credential == "" {
-			continue
-		}
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return fmt.Errorf("encode issuance event %s for the links topic: %w", ev.ID, err)
-		}
-		msgs = append(msgs, kafka.Message{Key: []byte(ev.Issuance.Credential), Value: b})
-		links++
-	}
+	msgs, links := r.msgs[:0], r.linkMsgs[:0]
 	for i := range events {
 		ev := &events[i]
 		b, err := json.Marshal(ev)
@@ -83,18 +72,21 @@ func (r *Repartitioner) Handle(ctx context.Context, events []schemas.Event) erro
 			return fmt.Errorf("encode event %s for the repartition topic: %w", ev.ID, err)
 		}
 		msgs = append(msgs, kafka.Message{Key: []byte(ev.Identity.ID), Value: b})
+		if r.linksW != nil && ev.Issuance != nil && ev.Issuance.Credential != "" {
+			links = append(links, kafka.Message{Key: []byte(ev.Issuance.Credential), Value: b})
+		}
 	}
-	r.msgs = msgs
-	if links > 0 {
-		err := ingest.Retry(ctx, r.backoff, r.log, "links to "+r.links.Topic, nil, func() error {
-			return r.links.WriteMessages(ctx, msgs[:links]...)
+	r.msgs, r.linkMsgs = msgs, links
+	if len(links) > 0 {
+		err := ingest.Retry(ctx, r.backoff, r.log, "links to "+r.linksW.Topic, nil, func() error {
+			return r.linksW.WriteMessages(ctx, links...)
 		})
 		if err != nil {
 			return err
 		}
 	}
 	return ingest.Retry(ctx, r.backoff, r.log, "events to "+r.w.Topic, nil, func() error {
-		return r.w.WriteMessages(ctx, msgs[links:]...)
+		return r.w.WriteMessages(ctx, msgs...)
 	})
 }
 
@@ -132,8 +124,8 @@ func FollowLinks(ctx context.Context, c Cluster, topic string, log *slog.Logger,
 // Close flushes and closes the writers.
 func (r *Repartitioner) Close() error {
 	err := r.w.Close()
-	if r.links != nil {
-		err = errors.Join(err, r.links.Close())
+	if r.linksW != nil {
+		err = errors.Join(err, r.linksW.Close())
 	}
 	return err
 }
