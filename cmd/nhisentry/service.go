@@ -214,7 +214,7 @@ func (s *service) start(ctx context.Context) error {
 		return err
 	}
 	if s.owner != nil {
-		if err := s.openRepartition(cluster); err != nil {
+		if err := s.openRepartition(); err != nil {
 			s.close()
 			return err
 		}
@@ -231,10 +231,10 @@ func (s *service) start(ctx context.Context) error {
 // rebuilt baseline before detecting its first event (Cache.Prepare). The
 // group waits for the giving side, so no identity is ever detected in two
 // places or from stale state.
-func (s *service) openRepartition(cluster kafkasrc.Cluster) error {
+func (s *service) openRepartition() error {
 	cfg := s.cfg.Kafka
 	var err error
-	if s.repart, err = kafkasrc.NewRepartitioner(cluster, cfg.RepartitionTopic, cfg.LinksTopic, ingest.Backoff{}, s.log); err != nil {
+	if s.repart, err = kafkasrc.NewRepartitioner(s.cluster, cfg.RepartitionTopic, cfg.LinksTopic, ingest.Backoff{}, s.log); err != nil {
 		return err
 	}
 	lag := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -243,11 +243,12 @@ func (s *service) openRepartition(cluster kafkasrc.Cluster) error {
 	})
 	s.reg.MustRegister(lag)
 	s.detectSrc, err = kafkasrc.NewPartitioned(kafkasrc.PartitionedConfig{
-		Cluster: cluster, GroupID: cfg.GroupID + ".detect", Topic: cfg.RepartitionTopic, Lag: lag,
+		Cluster: s.cluster, GroupID: cfg.GroupID + ".detect", Topic: cfg.RepartitionTopic, Lag: lag,
 		BatchSize: cfg.BatchSize, Linger: cfg.Linger, StartFirst: cfg.StartFrom == "earliest",
+		// The cache asks s.owner.owns, so gaining partitions needs no call to
+		// Cache.Own; losing them does, to drop what is no longer owned.
 		OnAssigned: func(ctx context.Context, parts []int) {
 			s.owner.set(parts, true)
-			s.cache.Own(s.owner.owns)
 			recalled := s.recall(ctx, s.owner.owns)
 			s.log.Info("detecting for repartition partitions", "assigned", parts, "owned", s.owner.list(), "findings_recalled", recalled)
 		},
