@@ -44,11 +44,42 @@ func writeConfig(t *testing.T, cfg Config) string {
 	return path
 }
 
+// ended is how a process or a run ended, once it has, for any number of
+// readers.
+type ended struct {
+	c   chan struct{} // closed at the end
+	err error
+}
+
+func newEnded() *ended { return &ended{c: make(chan struct{})} }
+
+// finish records the end; call it once.
+func (e *ended) finish(err error) {
+	e.err = err
+	close(e.c)
+}
+
+// wait blocks until the end and returns its error.
+func (e *ended) wait() error {
+	<-e.c
+	return e.err
+}
+
+// peek reports whether it has ended, and how, without waiting.
+func (e *ended) peek() (error, bool) {
+	select {
+	case <-e.c:
+		return e.err, true
+	default:
+		return nil, false
+	}
+}
+
 // child is `nhisentry run` as a subprocess.
 type child struct {
 	cmd  *exec.Cmd
 	HTTP string // the metrics address it logged
-	done chan error
+	done *ended
 	mu   sync.Mutex
 	log  []string // the last lines of its log, for failure messages
 }
@@ -60,7 +91,7 @@ const childLogLines = 200
 // test's cleanup kills it if it is still there.
 func startChild(t *testing.T, bin, cfgPath string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(bin, "run", "--config", cfgPath), done: make(chan error, 1)}
+	c := &child{cmd: exec.Command(bin, "run", "--config", cfgPath), done: newEnded()}
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -87,13 +118,12 @@ func startChild(t *testing.T, bin, cfgPath string) *child {
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
-		c.done <- c.cmd.Wait()
+		c.done.finish(c.cmd.Wait())
 	}()
 	select {
 	case c.HTTP = <-running:
-	case err := <-c.done:
-		c.done <- err
-		t.Fatalf("nhisentry exited before it was running: %v\n%s", err, c.logTail())
+	case <-c.done.c:
+		t.Fatalf("nhisentry exited before it was running: %v\n%s", c.done.wait(), c.logTail())
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("nhisentry did not start\n%s", c.logTail())
 	}
@@ -109,19 +139,7 @@ func (c *child) logTail() string {
 // kill sends SIGKILL and waits for the process to be gone.
 func (c *child) kill() {
 	_ = c.cmd.Process.Kill()
-	err := <-c.done
-	c.done <- err
-}
-
-// exited reports whether the process has ended, and how.
-func (c *child) exited() (error, bool) {
-	select {
-	case err := <-c.done:
-		c.done <- err
-		return err, true
-	default:
-		return nil, false
-	}
+	c.done.wait()
 }
 
 // stop sends SIGTERM and expects a clean exit within 45 s.
@@ -131,9 +149,8 @@ func (c *child) stop(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-c.done:
-		c.done <- err
-		if err != nil {
+	case <-c.done.c:
+		if err := c.done.wait(); err != nil {
 			t.Fatalf("exit after SIGTERM: %v\n%s", err, c.logTail())
 		}
 	case <-time.After(45 * time.Second):
@@ -195,15 +212,4 @@ func inputRecords(t *testing.T, brokers []string) uint64 {
 		readAll(t, brokers, topic, func(*kgo.Record) { n++ })
 	}
 	return n
-}
-
-// exited reports whether the instance's run has returned, and how.
-func (in *instance) exited() (error, bool) {
-	select {
-	case err := <-in.done:
-		in.done <- err
-		return err, true
-	default:
-		return nil, false
-	}
 }

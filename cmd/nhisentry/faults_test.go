@@ -333,7 +333,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 	startCluster(t, persisted...)
 	produce(t, brokers, recs[half:])
 	waitFor(t, "the service to commit every record after the restart", 2*time.Minute, func() bool {
-		if err, done := svc.exited(); done {
+		if err, done := svc.done.peek(); done {
 			t.Fatalf("the service stopped: %v", err)
 		}
 		return committedAll(t, brokers, cfg.Kafka.GroupID)

@@ -43,7 +43,7 @@ func TestFaultClickHouseOutage(t *testing.T) {
 	produce(t, brokers, recs[before:]) // the load goes on during the outage
 	var maxRSS float64
 	for end := time.Now().Add(chOutage); time.Now().Before(end); time.Sleep(time.Second) {
-		if err, gone := svc.exited(); gone {
+		if err, gone := svc.done.peek(); gone {
 			t.Fatalf("nhisentry exited during the outage: %v\n%s", err, svc.logTail())
 		}
 		maxRSS = max(maxRSS, svc.metrics(t)["process_resident_memory_bytes"])

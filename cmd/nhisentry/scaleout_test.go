@@ -68,7 +68,7 @@ func drained(t *testing.T, brokers []string, group string, topics ...string) boo
 // instance is one `nhisentry run` of a scale-out test, in this process.
 type instance struct {
 	svc  *service
-	done chan error
+	done *ended
 	stop context.CancelFunc
 	mu   sync.Mutex
 	recs uint64 // input records its ingest stage consumed
@@ -76,7 +76,7 @@ type instance struct {
 
 func startInstance(t *testing.T, cfg Config) *instance {
 	t.Helper()
-	in := &instance{svc: newTestService(t, cfg), done: make(chan error, 1)}
+	in := &instance{svc: newTestService(t, cfg), done: newEnded()}
 	t.Cleanup(in.svc.close)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -87,7 +87,7 @@ func startInstance(t *testing.T, cfg Config) *instance {
 			in.recs = s.Records
 			in.mu.Unlock()
 		})
-		in.done <- err
+		in.done.finish(err)
 	}()
 	return in
 }
@@ -141,7 +141,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func (in *instance) end(t *testing.T) {
 	t.Helper()
 	in.stop()
-	if err := <-in.done; err != nil {
+	if err := in.done.wait(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 }
